@@ -1,0 +1,32 @@
+# Every target runs from a fresh clone: `make test` installs what the tests need first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 8080
+
+.PHONY: install demo test lint types clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+install: $(PY)
+	$(PY) -m pip install --quiet -e '.[test,dev]'
+	npm install --silent --no-audit --no-fund
+
+demo: install
+	$(PY) -m sockjs_gateway serve --port $(PORT)
+
+test: install
+	$(PY) -m pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check sockjs_gateway tests
+	$(VENV)/bin/ruff format --check sockjs_gateway tests
+
+types: install
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf $(VENV) node_modules build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis artifacts
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,87 @@
+"""Command line: ``python -m sockjs_gateway serve|testserver``.
+
+Both bind 127.0.0.1 unless ``--host`` says otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import logging
+import signal
+from collections.abc import Callable, Sequence
+
+from aiohttp import web
+
+from .server.hixie76 import LegacyWebSocketRunner
+
+__all__ = ["main", "load_factory"]
+
+
+def load_factory(spec: str) -> Callable[[], web.Application]:
+    """Import ``module:factory`` and return the factory."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise SystemExit(f"--app must look like module:factory, not {spec!r}")
+    factory = getattr(importlib.import_module(module_name), attr, None)
+    if not callable(factory):
+        raise SystemExit(f"{spec!r} is not a callable")
+    return factory  # type: ignore[no-any-return]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m sockjs_gateway")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the demo, or your app with --app")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--app", help="module:factory returning an aiohttp Application")
+    test = sub.add_parser("testserver", help="the endpoints the SockJS protocol suite expects")
+    test.add_argument("--host", default="127.0.0.1")
+    test.add_argument("--port", type=int, default=8081)
+    test.add_argument(
+        "--response-limit",
+        type=int,
+        default=4096,
+        help="streaming response recycle size in bytes (default 4096)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if args.command == "testserver":
+        from .testserver import make_app
+
+        app = make_app(response_limit=args.response_limit)
+    elif args.app:
+        app = load_factory(args.app)()
+    else:
+        from .demo import make_app as make_demo
+
+        app = make_demo()
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(app, args.host, args.port))
+    return 0
+
+
+async def _serve(app: web.Application, host: str, port: int) -> None:
+    """Serve until SIGINT or SIGTERM, then shut down cleanly (sessions get 1001)."""
+    runner = LegacyWebSocketRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    bound = runner.addresses[0][1] if runner.addresses else port
+    print(f"sockjs_gateway listening on http://{host}:{bound}/", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,121 @@
+"""SockJS frames: the four the server sends, and the one reader for what clients send.
+
+Outbound frames are ``o`` (open), ``h`` (heartbeat), ``a[...]`` (messages) and
+``c[code,"reason"]`` (close); see sockjs-protocol.py, "Protocol and framing".
+:func:`encode` is the only writer, :func:`decode_messages` the only reader.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+from ..exceptions import BadPayload
+from .escaping import quote
+
+__all__ = [
+    "Open",
+    "Heartbeat",
+    "Messages",
+    "Close",
+    "Frame",
+    "OPEN",
+    "HEARTBEAT",
+    "encode",
+    "encode_messages",
+    "decode_messages",
+    "PAYLOAD_EXPECTED",
+    "BROKEN_JSON",
+]
+
+PAYLOAD_EXPECTED = "Payload expected."
+BROKEN_JSON = "Broken JSON encoding."
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_loads = json.JSONDecoder().decode
+
+
+@dataclass(frozen=True, slots=True)
+class Open:
+    """``o``: the session is open."""
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """``h``: nothing to say, but the session is alive."""
+
+
+@dataclass(frozen=True, slots=True)
+class Messages:
+    """``a[...]``: application messages, each already a JSON literal made by :func:`quote`.
+
+    Holding quoted text lets a broadcast quote a message once for every session.
+    """
+
+    quoted: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """``c[code,"reason"]``: the session is closed."""
+
+    code: int
+    reason: str
+
+
+Frame = Open | Heartbeat | Messages | Close
+
+OPEN = "o"
+HEARTBEAT = "h"
+
+
+def encode_messages(quoted: list[str] | tuple[str, ...]) -> str:
+    """Return the ``a[...]`` frame for already quoted messages."""
+    return "a[" + ",".join(quoted) + "]"
+
+
+def encode(frame: Frame) -> str:
+    """Return the wire text of ``frame`` (without any transport wrapping)."""
+    if isinstance(frame, Messages):
+        return encode_messages(frame.quoted)
+    if isinstance(frame, Close):
+        return f"c[{int(frame.code)},{quote(frame.reason)}]"
+    if isinstance(frame, Heartbeat):
+        return HEARTBEAT
+    return OPEN
+
+
+def decode_messages(text: str, *, allow_single: bool = False) -> list[str]:
+    """Read the messages a client sent.
+
+    Args:
+        text: the request body (``xhr_send``, ``jsonp_send``) or WebSocket frame.
+        allow_single: accept a bare JSON string as one message, as the WebSocket
+            transport does.
+
+    Returns:
+        The messages, in order. A lone UTF-16 surrogate (which a browser may send but a
+        Python ``str`` cannot encode) becomes U+FFFD, so handlers never see a string
+        that fails to encode.
+
+    Raises:
+        BadPayload: ``"Payload expected."`` for an empty body or anything but a JSON
+            array of strings; ``"Broken JSON encoding."`` for text that is not JSON.
+    """
+    if not text:
+        raise BadPayload(PAYLOAD_EXPECTED)
+    try:
+        value = _loads(text)
+    except (ValueError, RecursionError):
+        raise BadPayload(BROKEN_JSON) from None
+    if isinstance(value, str) and allow_single:
+        value = [value]
+    if not isinstance(value, list):
+        raise BadPayload(PAYLOAD_EXPECTED)
+    for index, item in enumerate(value):
+        if not isinstance(item, str):
+            raise BadPayload(PAYLOAD_EXPECTED)
+        if _LONE_SURROGATE.search(item) is not None:
+            value[index] = _LONE_SURROGATE.sub("\ufffd", item)
+    return value

@@ -1,0 +1,228 @@
+"""The sessions of one endpoint: their machines, timers, receivers and handler calls.
+
+Every change to a session goes through a method here, which then does the same three
+things (:meth:`SessionRegistry._after`): hand new events to the session's handler queue,
+wake the attached receiver if there is something to write, and re-arm the session's one
+timer at ``machine.next_deadline()``. The timer is a ``loop.call_at`` handle that is only
+moved earlier, never pushed later: a firing that finds nothing due just re-arms, so the hot
+path (``send``) costs no timer work.
+
+Handler hooks run in one short-lived task per session that drains the session's event
+queue, so a slow hook never blocks the request that delivered the message, and hooks of
+one session run strictly in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from ..handler import ConnectionInfo, Handler
+from ..options import SockJSOptions
+from ..protocol.escaping import quote
+from ..protocol.state import Attach, Closed, Opened, Received, SessionMachine, SessionState
+from .session import Receiver, Session
+
+if TYPE_CHECKING:
+    from .endpoint import Endpoint
+
+__all__ = ["SessionRegistry", "HANDLER_ERROR", "GOING_AWAY"]
+
+log = logging.getLogger("sockjs_gateway")
+
+#: Close code and reason when a handler hook raised.
+HANDLER_ERROR = (1011, "Internal error")
+#: Close code and reason every open session gets when the application shuts down.
+GOING_AWAY = (1001, "Going away")
+
+
+class SessionRegistry:
+    """Owns every session of one endpoint (never module-global)."""
+
+    def __init__(self, endpoint: Endpoint, handler: Handler, options: SockJSOptions) -> None:
+        self._endpoint = endpoint
+        self._handler = handler
+        self._options = options
+        self._by_id: dict[str, Session] = {}
+        self._live: dict[Session, None] = {}  # insertion-ordered set of every session
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # -- lookup ------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+    def __iter__(self) -> Iterator[Session]:
+        return iter(list(self._live))
+
+    def get(self, session_id: str) -> Session | None:
+        """The HTTP-transport session with this id, if it is known."""
+        return self._by_id.get(session_id)
+
+    def _now(self) -> float:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        return self._loop.time()
+
+    def create(
+        self, session_id: str, info: ConnectionInfo, *, websocket: bool = False, raw: bool = False
+    ) -> Session:
+        """A new session. HTTP sessions are found by id; WebSocket sessions live as long as
+        their socket and may share an id (the protocol allows it), so they are not."""
+        machine = SessionMachine(
+            self._now(),
+            heartbeat_delay=self._options.heartbeat_delay,
+            disconnect_delay=self._options.disconnect_delay,
+            raw=raw,
+        )
+        session = Session(session_id, info, self._endpoint, self, machine)
+        self._live[session] = None
+        if not websocket:
+            self._by_id[session_id] = session
+        return session
+
+    # -- receivers ---------------------------------------------------------------------
+
+    def attach(self, session: Session, receiver: Receiver) -> Attach:
+        """Let ``receiver`` carry the session's frames, if the machine agrees."""
+        result = session.machine.attach(self._now())
+        if result is Attach.OK:
+            session.receiver = receiver
+        self._after(session)
+        return result
+
+    def detach(self, session: Session) -> None:
+        """The receiver ended its response normally."""
+        session.receiver = None
+        session.machine.detach(self._now())
+        self._after(session)
+
+    def interrupt(self, session: Session) -> None:
+        """The receiver's connection went away: the session closes with 1002."""
+        session.receiver = None
+        session.machine.interrupt(self._now())
+        self._after(session)
+
+    def forget(self, session: Session) -> None:
+        """Drop a session for good (its socket is gone, or it expired)."""
+        if session._timer is not None:
+            session._timer.cancel()
+            session._timer = None
+        session.receiver = None
+        self._live.pop(session, None)
+        if self._by_id.get(session.id) is session:
+            del self._by_id[session.id]
+
+    # -- traffic -----------------------------------------------------------------------
+
+    def receive(self, session: Session, messages: list[str]) -> None:
+        """The client sent ``messages``."""
+        session.machine.receive(messages)
+        self._after(session)
+
+    def send(self, session: Session, message: str) -> bool:
+        """Queue one application message for ``session``."""
+        machine = session.machine
+        if not machine.send(message if machine.raw else quote(message)):
+            return False
+        self._after(session)
+        return True
+
+    def close(self, session: Session, code: int, reason: str) -> None:
+        """The server closes ``session`` with a close frame."""
+        session.machine.close(code, reason)
+        self._after(session)
+
+    def client_closed(self, session: Session, code: int, reason: str) -> None:
+        """The client closed ``session`` (WebSocket close)."""
+        session.machine.client_closed(code, reason)
+        self._after(session)
+
+    def broadcast(self, message: str) -> int:
+        """Send ``message`` to every open session, quoting it once.
+
+        Returns:
+            How many sessions it was queued for.
+        """
+        quoted = quote(message)
+        count = 0
+        for session in list(self._live):
+            machine = session.machine
+            if machine.send(message if machine.raw else quoted):
+                count += 1
+                self._after(session)
+        return count
+
+    async def shutdown(self) -> None:
+        """Close every session with 1001 "Going away", run the close hooks, stop timers."""
+        code, reason = GOING_AWAY
+        for session in list(self._live):
+            if session.machine.state is not SessionState.CLOSED:
+                self.close(session, code, reason)
+        consumers = [s._consumer for s in list(self._live) if s._consumer is not None]
+        if consumers:
+            await asyncio.wait(consumers, timeout=self._options.disconnect_delay)
+        for session in list(self._live):
+            if session._consumer is not None:
+                session._consumer.cancel()
+            self.forget(session)
+
+    # -- the one place that follows every change --------------------------------------
+
+    def _after(self, session: Session) -> None:
+        machine = session.machine
+        events = machine.take_events()
+        if events:
+            session._inbox.extend(events)
+            if session._consumer is None:
+                session._consumer = asyncio.get_running_loop().create_task(self._consume(session))
+        receiver = session.receiver
+        if receiver is not None and (machine.has_frames() or machine.state is SessionState.CLOSED):
+            receiver.wake()
+        if session in self._live:
+            self._arm(session)
+
+    def _arm(self, session: Session) -> None:
+        deadline = session.machine.next_deadline()
+        if math.isinf(deadline):
+            return
+        timer = session._timer
+        if timer is not None:
+            if session._timer_when <= deadline:
+                return  # fires earlier; _on_timer re-arms for the real deadline
+            timer.cancel()
+        loop = self._loop or asyncio.get_running_loop()
+        session._timer = loop.call_at(deadline, self._on_timer, session)
+        session._timer_when = deadline
+
+    def _on_timer(self, session: Session) -> None:
+        session._timer = None
+        if session not in self._live:
+            return
+        if session.machine.timer_fired(self._now()):
+            self.forget(session)
+        self._after(session)
+
+    async def _consume(self, session: Session) -> None:
+        handler = self._handler
+        inbox = session._inbox
+        try:
+            while inbox:
+                event = inbox.popleft()
+                try:
+                    if isinstance(event, Received):
+                        for message in event.messages:
+                            await handler.on_message(session, message)
+                    elif isinstance(event, Opened):
+                        await handler.on_open(session)
+                    elif isinstance(event, Closed):
+                        await handler.on_close(session, event.code, event.reason)
+                except Exception:
+                    log.exception("handler failed in session %r", session.id)
+                    if not isinstance(event, Closed):
+                        self.close(session, *HANDLER_ERROR)
+        finally:
+            session._consumer = None

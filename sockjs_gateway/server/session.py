@@ -1,0 +1,92 @@
+"""What a handler holds: one SockJS session, whatever transport carries it."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING, Protocol
+
+from ..handler import ConnectionInfo
+from ..protocol.state import Event, SessionMachine, SessionState
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from .endpoint import Endpoint
+    from .registry import SessionRegistry
+
+__all__ = ["Session", "Receiver"]
+
+
+class Receiver(Protocol):
+    """The connection currently carrying a session's frames to the client."""
+
+    def wake(self) -> None:
+        """The session has frames to send, or has closed."""
+
+
+class Session:
+    """One SockJS session as the application sees it.
+
+    ``send`` and ``close`` never block and may be called from any hook or task on the
+    server's event loop; frames are written by whichever transport is attached.
+    """
+
+    __slots__ = (
+        "id",
+        "info",
+        "endpoint",
+        "machine",
+        "receiver",
+        "_registry",
+        "_timer",
+        "_timer_when",
+        "_inbox",
+        "_consumer",
+    )
+
+    def __init__(
+        self,
+        session_id: str,
+        info: ConnectionInfo,
+        endpoint: Endpoint,
+        registry: SessionRegistry,
+        machine: SessionMachine,
+    ) -> None:
+        #: The id the client chose (WebSocket sessions may share one; see the protocol).
+        self.id = session_id
+        #: A snapshot of the request that opened the session.
+        self.info = info
+        #: The endpoint this session belongs to (for ``broadcast``).
+        self.endpoint = endpoint
+        self.machine = machine
+        self.receiver: Receiver | None = None
+        self._registry = registry
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_when = 0.0
+        self._inbox: deque[Event] = deque()
+        self._consumer: asyncio.Task[None] | None = None
+
+    @property
+    def state(self) -> SessionState:
+        """``NEW``, ``OPEN`` or ``CLOSED``."""
+        return self.machine.state
+
+    @property
+    def closed(self) -> bool:
+        """True once the session is closed; ``send`` does nothing from then on."""
+        return self.machine.state is SessionState.CLOSED
+
+    def send(self, message: str) -> bool:
+        """Queue ``message`` for the client.
+
+        Returns:
+            True if queued, False if the session is already closed.
+        """
+        return self._registry.send(self, message)
+
+    def close(self, code: int = 3000, reason: str = "Go away!") -> None:
+        """Close the session: queued messages, then ``c[code,"reason"]``, reach the client."""
+        self._registry.close(self, code, reason)
+
+    def __repr__(self) -> str:
+        return f"<Session {self.id!r} {self.machine.state.value} via {self.info.transport}>"

@@ -1,0 +1,67 @@
+"""The endpoints the SockJS protocol suite and real-client tests expect.
+
+As in sockjs-node's test server: ``/echo`` (echo, streaming responses recycled at
+``response_limit``), ``/close`` (closes every session with 3000 "Go away!" as it opens),
+``/disabled_websocket_echo``, ``/cookie_needed_echo``, and ``/broadcast`` (every message
+to every session). Each also answers on its raw ``/websocket`` route.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from aiohttp import web
+
+from .options import SockJSOptions
+from .server.endpoint import add_endpoint
+from .server.session import Session
+
+__all__ = ["EchoHandler", "CloseHandler", "BroadcastHandler", "make_app"]
+
+
+class EchoHandler:
+    """Sends every message back to its sender."""
+
+    async def on_open(self, session: Session) -> None:
+        return None
+
+    async def on_message(self, session: Session, message: str) -> None:
+        session.send(message)
+
+    async def on_close(self, session: Session, code: int, reason: str) -> None:
+        return None
+
+
+class CloseHandler(EchoHandler):
+    """Closes each session as soon as it opens."""
+
+    async def on_open(self, session: Session) -> None:
+        session.close(3000, "Go away!")
+
+
+class BroadcastHandler(EchoHandler):
+    """Sends every message to every session of the endpoint."""
+
+    async def on_message(self, session: Session, message: str) -> None:
+        session.endpoint.broadcast(message)
+
+
+def make_app(
+    *, response_limit: int = 4096, options: SockJSOptions | None = None
+) -> web.Application:
+    """The test application. ``options`` (if given) is the base for every endpoint."""
+    base = replace(options or SockJSOptions(), response_limit=response_limit)
+    app = web.Application()
+    add_endpoint(app, EchoHandler(), prefix="/echo", options=base)
+    add_endpoint(app, CloseHandler(), prefix="/close", options=base)
+    add_endpoint(
+        app,
+        EchoHandler(),
+        prefix="/disabled_websocket_echo",
+        options=replace(base, disabled_transports=frozenset({"websocket"})),
+    )
+    add_endpoint(
+        app, EchoHandler(), prefix="/cookie_needed_echo", options=replace(base, cookie_needed=True)
+    )
+    add_endpoint(app, BroadcastHandler(), prefix="/broadcast", options=base)
+    return app
