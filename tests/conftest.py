@@ -1,0 +1,89 @@
+"""Shared fixtures: real aiohttp servers on 127.0.0.1 (ephemeral ports) and a handler
+that records what it hears."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from sockjs_gateway import Endpoint, Session, SockJSOptions, add_endpoint
+
+
+@dataclass
+class RecordingHandler:
+    """Echoes every message and records every hook call as a tuple.
+
+    ``("open", session)``, ``("message", session, text)``, ``("close", session, code,
+    reason)``; :meth:`wait_for` waits until a matching record exists.
+    """
+
+    echo: bool = True
+    events: list[tuple[Any, ...]] = field(default_factory=list)
+    sessions: list[Session] = field(default_factory=list)
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def _record(self, *event: Any) -> None:
+        self.events.append(event)
+        self._changed.set()
+
+    async def on_open(self, session: Session) -> None:
+        self.sessions.append(session)
+        self._record("open", session)
+
+    async def on_message(self, session: Session, message: str) -> None:
+        self._record("message", session, message)
+        if self.echo:
+            session.send(message)
+
+    async def on_close(self, session: Session, code: int, reason: str) -> None:
+        self._record("close", session, code, reason)
+
+    def of_kind(self, kind: str) -> list[tuple[Any, ...]]:
+        return [event for event in self.events if event[0] == kind]
+
+    async def wait_for(
+        self, kind: str, count: int = 1, timeout: float = 5.0
+    ) -> list[tuple[Any, ...]]:
+        """Wait until at least ``count`` events of ``kind`` were recorded; return them."""
+
+        async def until() -> list[tuple[Any, ...]]:
+            while len(self.of_kind(kind)) < count:
+                self._changed.clear()
+                await self._changed.wait()
+            return self.of_kind(kind)
+
+        return await asyncio.wait_for(until(), timeout)
+
+
+MakeEndpoint = Callable[..., Awaitable[tuple[TestClient[web.Request, web.Application], Endpoint]]]
+
+
+@pytest.fixture
+def make_endpoint(
+    aiohttp_client: Callable[..., Awaitable[TestClient[web.Request, web.Application]]],
+) -> MakeEndpoint:
+    """Start a real server with one endpoint at ``/sockjs``; returns (client, endpoint).
+
+    Keyword arguments other than ``handler`` and ``prefix`` are ``SockJSOptions`` fields.
+    """
+
+    async def make(
+        handler: Any = None, prefix: str = "/sockjs", **options: Any
+    ) -> tuple[TestClient[web.Request, web.Application], Endpoint]:
+        app = web.Application()
+        endpoint = add_endpoint(
+            app,
+            handler if handler is not None else RecordingHandler(),
+            prefix=prefix,
+            options=SockJSOptions(**options),
+        )
+        client = await aiohttp_client(app)
+        return client, endpoint
+
+    return make
