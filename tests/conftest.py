@@ -60,6 +60,16 @@ class RecordingHandler:
 
         return await asyncio.wait_for(until(), timeout)
 
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+        """Wait until ``predicate()`` holds, re-checking after every recorded event."""
+
+        async def until() -> None:
+            while not predicate():
+                self._changed.clear()
+                await self._changed.wait()
+
+        await asyncio.wait_for(until(), timeout)
+
 
 MakeEndpoint = Callable[..., Awaitable[tuple[TestClient[web.Request, web.Application], Endpoint]]]
 

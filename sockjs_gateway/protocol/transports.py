@@ -77,7 +77,7 @@ class TransportSpec:
     content_type: str
     streaming: bool  #: many frames per response up to ``response_limit``; else one
     needs_callback: bool  #: takes a ``c`` query parameter (htmlfile, jsonp)
-    cors: bool  #: answers CORS and OPTIONS (the XHR transports)
+    cors: bool  #: grants CORS and answers OPTIONS (what a cross-origin page calls directly)
     prelude: Callable[[str], str]  #: callback -> text written before any frame
     wrap: Callable[[str, str], str]  #: (frame, callback) -> text on the wire
 
@@ -116,7 +116,7 @@ EVENTSOURCE = TransportSpec(
     content_type="text/event-stream",
     streaming=True,
     needs_callback=False,
-    cors=False,
+    cors=True,  # a cross-origin page may open an EventSource directly
     prelude=lambda callback: "\r\n",  # Opera needs a line before the first event
     wrap=lambda frame, callback: "data: " + escape_eventsource(frame) + "\r\n\r\n",
 )

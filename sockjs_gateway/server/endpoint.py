@@ -138,7 +138,7 @@ class Endpoint:
             raise web.HTTPNotFound()
         allowed = "POST" if upstream else spec.method
         if method == "OPTIONS" and spec.cors:
-            return static.preflight(request, "OPTIONS, POST")
+            return static.preflight(request, f"OPTIONS, {allowed}")
         if method != allowed:
             return static.method_not_allowed(f"OPTIONS, {allowed}" if spec.cors else allowed)
         if not upstream:

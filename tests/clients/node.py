@@ -1,0 +1,83 @@
+"""Drive sockjs-client in Node (``node_probe.js``) from a test, one JSON line each way."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from tests.clients.conftest import NODE_MODULES, require
+
+PROBE = Path(__file__).with_name("node_probe.js")
+
+
+class NodeClients:
+    """A Node process holding any number of sockjs-client connections, by name."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self._process = process
+        self._events: list[dict[str, Any]] = []
+        self._changed = asyncio.Event()
+        self._reader = asyncio.ensure_future(self._read())
+
+    @classmethod
+    async def start(cls) -> NodeClients:
+        require(shutil.which("node") is not None, "node")
+        require((NODE_MODULES / "sockjs-client").is_dir(), "sockjs-client (npm)")
+        process = await asyncio.create_subprocess_exec(
+            "node",
+            str(PROBE),
+            cwd=NODE_MODULES.parent,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        return cls(process)
+
+    async def _read(self) -> None:
+        assert self._process.stdout is not None
+        async for line in self._process.stdout:
+            self._events.append(json.loads(line))
+            self._changed.set()
+
+    async def _command(self, **command: Any) -> None:
+        assert self._process.stdin is not None
+        self._process.stdin.write(json.dumps(command).encode() + b"\n")
+        await self._process.stdin.drain()
+
+    def events(self, name: str, kind: str) -> list[dict[str, Any]]:
+        return [e for e in self._events if e["id"] == name and e["event"] == kind]
+
+    async def wait(
+        self, name: str, kind: str, count: int = 1, timeout: float = 10.0
+    ) -> list[dict[str, Any]]:
+        """Wait for ``count`` events of ``kind`` on connection ``name``; return them all."""
+
+        async def until() -> list[dict[str, Any]]:
+            while len(self.events(name, kind)) < count:
+                self._changed.clear()
+                await self._changed.wait()
+            return self.events(name, kind)
+
+        return await asyncio.wait_for(until(), timeout)
+
+    async def open(self, name: str, url: str, transport: str) -> None:
+        await self._command(cmd="open", id=name, url=url, transport=transport)
+        [opened] = await self.wait(name, "open")
+        assert opened["transport"] == transport
+
+    async def send(self, name: str, data: str) -> None:
+        await self._command(cmd="send", id=name, data=data)
+
+    async def messages(self, name: str, count: int, timeout: float = 10.0) -> list[str]:
+        return [e["data"] for e in await self.wait(name, "message", count, timeout)]
+
+    async def close(self, name: str) -> None:
+        await self._command(cmd="close", id=name)
+
+    async def stop(self) -> None:
+        if self._process.returncode is None:
+            self._process.kill()
+            await self._process.wait()
+        self._reader.cancel()
