@@ -10,8 +10,9 @@ WebSocket connection) and lives through three states::
 A *receiver* is whatever currently carries frames to the client: one HTTP polling or
 streaming response, or a WebSocket. At most one receiver is attached at a time; a second
 one gets ``c[2010,"Another connection still open"]`` (:attr:`Attach.BUSY`) and the session
-is untouched. After CLOSED every new receiver gets the stored close frame again
-(:attr:`Attach.GONE`) until the session is forgotten.
+is untouched. A session closed while no receiver was attached still delivers what it had
+queued, then its close frame, to the next receivers; after that every new receiver gets the
+stored close frame again (:attr:`Attach.GONE`) until the session is forgotten.
 
 Two clocks, never one field doing both jobs:
 
@@ -144,7 +145,7 @@ class SessionMachine:
 
     def attach(self, now: float) -> Attach:
         """A receiver wants to carry this session's frames."""
-        if self.state is SessionState.CLOSED:
+        if self.finished:
             return Attach.GONE
         if self.attached:
             return Attach.BUSY
