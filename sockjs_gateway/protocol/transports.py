@@ -77,6 +77,7 @@ class TransportSpec:
     content_type: str
     streaming: bool  #: many frames per response up to ``response_limit``; else one
     needs_callback: bool  #: takes a ``c`` query parameter (htmlfile, jsonp)
+    has_send: bool  #: the client sends on ``<suffix>_send`` (xhr, jsonp)
     cors: bool  #: grants CORS and answers OPTIONS (what a cross-origin page calls directly)
     prelude: Callable[[str], str]  #: callback -> text written before any frame
     wrap: Callable[[str, str], str]  #: (frame, callback) -> text on the wire
@@ -93,6 +94,7 @@ XHR = TransportSpec(
     content_type="application/javascript; charset=UTF-8",
     streaming=False,
     needs_callback=False,
+    has_send=True,
     cors=True,
     prelude=_no_prelude,
     wrap=lambda frame, callback: frame + "\n",
@@ -104,6 +106,7 @@ XHR_STREAMING = TransportSpec(
     content_type="application/javascript; charset=UTF-8",
     streaming=True,
     needs_callback=False,
+    has_send=False,
     cors=True,
     # Some browsers show nothing of an XHR response until 2 KiB arrived.
     prelude=lambda callback: "h" * 2048 + "\n",
@@ -116,6 +119,7 @@ EVENTSOURCE = TransportSpec(
     content_type="text/event-stream",
     streaming=True,
     needs_callback=False,
+    has_send=False,
     cors=True,  # a cross-origin page may open an EventSource directly
     prelude=lambda callback: "\r\n",  # Opera needs a line before the first event
     wrap=lambda frame, callback: "data: " + escape_eventsource(frame) + "\r\n\r\n",
@@ -127,6 +131,7 @@ HTMLFILE = TransportSpec(
     content_type="text/html; charset=UTF-8",
     streaming=True,
     needs_callback=True,
+    has_send=False,
     cors=False,
     prelude=_htmlfile_prelude,
     wrap=lambda frame, callback: "<script>\np(" + js_string(frame) + ");\n</script>\r\n",
@@ -138,6 +143,7 @@ JSONP = TransportSpec(
     content_type="application/javascript; charset=UTF-8",
     streaming=False,
     needs_callback=True,
+    has_send=True,
     cors=False,
     prelude=_no_prelude,
     # "/**/" keeps the first bytes out of attacker control (the Rosetta Flash attack).

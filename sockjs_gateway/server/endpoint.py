@@ -134,7 +134,7 @@ class Endpoint:
             return await websocket(request, self, session_id, raw=False)
         upstream = name.endswith("_send")
         spec = TRANSPORTS.get(name[:-5] if upstream else name)
-        if spec is None or not self.options.enabled(spec.name):
+        if spec is None or not self.options.enabled(spec.name) or (upstream and not spec.has_send):
             raise web.HTTPNotFound()
         allowed = "POST" if upstream else spec.method
         if method == "OPTIONS" and spec.cors:
@@ -143,11 +143,9 @@ class Endpoint:
             return static.method_not_allowed(f"OPTIONS, {allowed}" if spec.cors else allowed)
         if not upstream:
             return await http.receive(request, self, spec, session_id)
-        if spec.suffix == "jsonp":
+        if spec.needs_callback:
             return await http.jsonp_send(request, self, session_id, spec)
-        if spec.suffix == "xhr":
-            return await http.xhr_send(request, self, session_id, spec)
-        raise web.HTTPNotFound()
+        return await http.xhr_send(request, self, session_id, spec)
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
         """Register every route of the endpoint under its prefix."""
