@@ -72,6 +72,7 @@ class Hixie76Message:
 
     type: WSMsgType
     data: str
+    extra: str = ""
 
 
 _CLOSED = Hixie76Message(WSMsgType.CLOSED, "")
@@ -154,9 +155,6 @@ class Hixie76Socket:
         """The 101 response aiohttp must get back from the request handler."""
         return self._response
 
-    def exception(self) -> BaseException | None:
-        return None
-
     async def send_str(self, text: str) -> None:
         if self.closed:
             raise ConnectionResetError("socket closed")
@@ -175,21 +173,20 @@ class Hixie76Socket:
         self._wake()
         return True
 
-    def __aiter__(self) -> Hixie76Socket:
-        return self
-
-    async def __anext__(self) -> Hixie76Message:
+    async def receive(self) -> Hixie76Message:
+        """The next message; a ``CLOSED`` one once the connection has ended."""
         while not self._inbox:
             self._waiter = asyncio.get_running_loop().create_future()
             try:
                 await self._waiter
             finally:
                 self._waiter = None
-        message = self._inbox.popleft()
+        message = (
+            self._inbox[0] if self._inbox[0].type is WSMsgType.CLOSED else self._inbox.popleft()
+        )
         if message.type is WSMsgType.CLOSED:
             self.closed = True
             self.close_code = self.close_code or 1000
-            raise StopAsyncIteration
         return message
 
 

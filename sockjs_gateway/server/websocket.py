@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -45,10 +44,14 @@ def check_upgrade(request: web.BaseRequest) -> web.Response | None:
     return None
 
 
+_SENDABLE_CODES = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011})
+
+
 def _ws_close_code(code: int) -> int:
-    # Application codes 3000-4999 and 1000 may go in a WebSocket close frame; SockJS
-    # codes such as 1002 or 2010 are told in the ``c`` frame, and the socket ends with 1000.
-    return code if code == 1000 or 3000 <= code <= 4999 else 1000
+    # A WebSocket close frame may carry the RFC 6455 codes above and application codes
+    # 3000-4999; SockJS-only codes such as 2010 are told in the ``c`` frame, and the socket
+    # then ends with 1000.
+    return code if code in _SENDABLE_CODES or 3000 <= code <= 4999 else 1000
 
 
 class _Socket(Protocol):
@@ -57,16 +60,11 @@ class _Socket(Protocol):
     @property
     def closed(self) -> bool: ...
 
-    @property
-    def close_code(self) -> int | None: ...
-
-    def exception(self) -> BaseException | None: ...
+    async def receive(self) -> Any: ...
 
     async def send_str(self, data: str) -> None: ...
 
     async def close(self, *, code: int = ..., message: bytes = ...) -> bool: ...
-
-    def __aiter__(self) -> AsyncIterator[Any]: ...
 
 
 class WebSocketReceiver:
@@ -94,12 +92,12 @@ class WebSocketReceiver:
                     break
                 for frame in frames:
                     await ws.send_str(frame)
-            if machine.state is SessionState.CLOSED and not ws.closed:
-                code, reason = 1000, b""
-                if machine.raw and machine.closed_with is not None:
-                    code = _ws_close_code(machine.closed_with.code)
-                    reason = machine.closed_with.reason.encode()[:123]
-                await ws.close(code=code, message=reason)
+            closed_with = machine.closed_with
+            if closed_with is not None and not ws.closed:
+                await ws.close(
+                    code=_ws_close_code(closed_with.code),
+                    message=closed_with.reason.encode()[:123],  # a close frame holds 125 bytes
+                )
         except (ConnectionError, RuntimeError):
             pass  # the socket is gone; the reading side ends the session
         finally:
@@ -140,9 +138,10 @@ async def websocket(
     )
     receiver = WebSocketReceiver(ws, session)
     registry.attach(session, receiver)
-    code, reason = 1000, ""
+    code, reason = 1006, "Connection lost"
     try:
-        async for msg in ws:
+        while True:
+            msg = await ws.receive()
             if msg.type is WSMsgType.TEXT:
                 if raw:
                     registry.receive(session, [msg.data])
@@ -160,13 +159,21 @@ async def websocket(
                 code, reason = int(WSCloseCode.UNSUPPORTED_DATA), "Text frames only."
                 await ws.close(code=code, message=reason.encode())
                 break
-        else:
-            code = ws.close_code or 1000
-            if isinstance(ws.exception(), Exception):
-                code, reason = 1006, "Connection lost"
+            elif msg.type is WSMsgType.CLOSE:
+                code, reason = int(msg.data or 1005), str(msg.extra or "")
+                break
+            elif msg.type in _ENDED:
+                break
     finally:
+        # Runs on cancellation too (aiohttp cancels the handler when the client vanishes
+        # if the app enables handler_cancellation): the session must never outlive its socket.
         if session.machine.state is not SessionState.CLOSED:
             registry.client_closed(session, code, reason)
-        await receiver.finish()
-        registry.forget(session)
+        try:
+            await receiver.finish()
+        finally:
+            registry.forget(session)
     return response
+
+
+_ENDED = frozenset({WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR})
