@@ -6,6 +6,8 @@ send as ``\\uXXXX``: U+0000-001F, U+200C-200F, U+2028-202F, U+2060-206F and U+FF
 We also escape UTF-16 surrogates, as sockjs-node does: astral characters (emoji) leave as an
 escaped surrogate pair, so what the browser receives is byte-for-byte what sockjs-node sends.
 Everything else goes out as raw UTF-8, so CJK text costs 3 bytes a character, not 6.
+Control characters that JSON has short escapes for (``\\b \\t \\n \\f \\r``) keep them,
+as ``JSON.stringify`` (and so sockjs-node) writes them; the rest are ``\\u00XX``.
 """
 
 from __future__ import annotations
@@ -41,8 +43,9 @@ def quote(text: str) -> str:
 
     Returns:
         A JSON string literal (with its quotes) in which every code point of the server
-        escape set, every surrogate and every astral code point is a lowercase ``\\uXXXX``
-        escape; ``json.loads`` of it gives ``text`` back.
+        escape set, every surrogate and every astral code point is escaped (lowercase
+        ``\\uXXXX``, or JSON's short form for ``\\b \\t \\n \\f \\r``); ``json.loads`` of it
+        gives ``text`` back.
     """
     encoded = _dumps(text)
     if SERVER_ESCAPED.search(encoded) is None:
