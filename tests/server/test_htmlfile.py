@@ -1,0 +1,115 @@
+"""htmlfile: ``GET .../htmlfile?c=callback`` streams frames as ``<script>`` tags into a
+hidden iframe."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from aiohttp import ClientResponse
+
+from tests.conftest import MakeEndpoint, RecordingHandler
+
+TIMEOUT = 5.0
+CLOSING = b"</script>\r\n"
+NO_CACHE = "no-store, no-cache, no-transform, must-revalidate, max-age=0"
+
+
+async def read_prelude(response: ClientResponse) -> bytes:
+    return await response.content.readuntil(b"\r\n\r\n")
+
+
+async def read_script(response: ClientResponse) -> bytes:
+    """One ``<script>\\np(...);\\n</script>\\r\\n`` chunk off the open stream."""
+    return await response.content.readuntil(CLOSING)
+
+
+def frame_of(script: bytes) -> str:
+    """The frame passed to ``p(...)``, evaluated as the browser would (a JS string)."""
+    head, tail = b"<script>\np(", b");\n</script>\r\n"
+    assert script.startswith(head)
+    assert script.endswith(tail)
+    literal = json.loads(script[len(head) : -len(tail)])
+    assert isinstance(literal, str)
+    return literal
+
+
+async def test_prelude_names_the_callback_and_fills_a_kilobyte(
+    make_endpoint: MakeEndpoint,
+) -> None:
+    client, _ = await make_endpoint()
+    async with asyncio.timeout(TIMEOUT):
+        stream = await client.get("/sockjs/000/h1/htmlfile?c=window.cb_1")
+        assert stream.status == 200
+        prelude = await read_prelude(stream)
+        assert await read_script(stream) == b'<script>\np("o");\n</script>\r\n'
+        stream.close()
+    assert b"var c = parent.window.cb_1;" in prelude
+    assert len(prelude) > 1024
+    assert stream.headers["Content-Type"] == "text/html; charset=UTF-8"
+    assert stream.headers["Cache-Control"] == NO_CACHE
+    assert stream.headers["X-Content-Type-Options"] == "nosniff"
+
+
+async def test_frames_arrive_as_script_tags(make_endpoint: MakeEndpoint) -> None:
+    client, _ = await make_endpoint()
+    async with asyncio.timeout(TIMEOUT):
+        stream = await client.get("/sockjs/000/h2/htmlfile?c=cb")
+        await read_prelude(stream)
+        assert await read_script(stream) == b'<script>\np("o");\n</script>\r\n'
+        sent = await client.post("/sockjs/000/h2/xhr_send", data='["hi"]')
+        assert sent.status == 204
+        assert frame_of(await read_script(stream)) == 'a["hi"]'
+        stream.close()
+
+
+async def test_message_cannot_close_the_script_element(make_endpoint: MakeEndpoint) -> None:
+    attack = "</script><script>alert(1)</script><!-- & </SCRIPT >"
+    client, _ = await make_endpoint()
+    async with asyncio.timeout(TIMEOUT):
+        stream = await client.get("/sockjs/000/h3/htmlfile?c=cb")
+        await read_prelude(stream)
+        await read_script(stream)
+        sent = await client.post("/sockjs/000/h3/xhr_send", data=json.dumps([attack]))
+        assert sent.status == 204
+        script = await read_script(stream)
+        stream.close()
+    # The only "</script" is the wrapper's own closing tag at the very end.
+    assert script.lower().count(b"</script") == 1
+    assert script.endswith(CLOSING)
+    assert b"<!--" not in script
+    frame = frame_of(script)
+    assert json.loads(frame[1:]) == [attack]
+
+
+async def test_missing_callback_is_refused(make_endpoint: MakeEndpoint) -> None:
+    handler = RecordingHandler()
+    client, endpoint = await make_endpoint(handler)
+    async with asyncio.timeout(TIMEOUT):
+        response = await client.get("/sockjs/000/h4/htmlfile")
+        assert response.status == 500
+        assert await response.text() == '"callback" parameter required'
+    assert endpoint.session_count == 0
+
+
+@pytest.mark.parametrize(
+    "query", ["c=a(b", "c=%20", "c=" + "a" * 33, "c=%3Cx%3E", "c=alert%281%29%3B"]
+)
+async def test_invalid_callback_is_refused(make_endpoint: MakeEndpoint, query: str) -> None:
+    client, endpoint = await make_endpoint()
+    async with asyncio.timeout(TIMEOUT):
+        response = await client.get("/sockjs/000/h5/htmlfile?" + query)
+        assert response.status == 500
+        assert await response.text() == 'invalid "callback" parameter'
+    assert endpoint.session_count == 0
+
+
+async def test_longest_valid_callback_is_accepted(make_endpoint: MakeEndpoint) -> None:
+    callback = "A_z.9" + "x" * 27  # 32 characters, every allowed class
+    client, _ = await make_endpoint()
+    async with asyncio.timeout(TIMEOUT):
+        stream = await client.get("/sockjs/000/h6/htmlfile?c=" + callback)
+        assert stream.status == 200
+        assert f"var c = parent.{callback};".encode() in await read_prelude(stream)
+        stream.close()
