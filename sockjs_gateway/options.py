@@ -6,11 +6,22 @@ streaming responses) so that documentation written for those servers holds here 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
 
 from .protocol.transports import TRANSPORT_NAMES
 
-__all__ = ["SockJSOptions", "DEFAULT_SOCKJS_URL"]
+if TYPE_CHECKING:
+    from aiohttp import web
+
+__all__ = ["SockJSOptions", "DEFAULT_SOCKJS_URL", "Authenticate", "SlowConsumer", "Binding"]
+
+#: ``async def authenticate(request) -> principal``: return any object (None for
+#: anonymous) or raise an ``aiohttp.web.HTTPException`` (e.g. ``HTTPForbidden``) to refuse.
+Authenticate = Callable[["web.Request"], Awaitable[Any]]
+SlowConsumer = Literal["close", "drop-oldest", "drop-newest"]
+Binding = Literal["none", "ip", "principal"]
 
 #: Where the iframe page loads sockjs-client from unless ``sockjs_url`` says otherwise.
 DEFAULT_SOCKJS_URL = "https://cdn.jsdelivr.net/npm/sockjs-client@1/dist/sockjs.min.js"
@@ -46,6 +57,38 @@ class SockJSOptions:
     #: closes the connection with 1009. The default admits a 1 MiB message with room for
     #: JSON escaping.
     max_message_bytes: int = 4 * 1024 * 1024
+    #: Origins (page origins, as browsers send them) allowed to use the endpoint: ``()``
+    #: means the server's own origin only; ``("*",)`` every origin; otherwise patterns such
+    #: as ``"https://*.example.com"`` (``*``: any run of characters but ``/``). A request
+    #: from another origin gets 403. htmlfile, jsonp and the iframe page carry no Origin,
+    #: so unless ``"*"`` is listed they need a ``Referer`` from an allowed origin.
+    allowed_origins: tuple[str, ...] = ()
+    #: Sessions one endpoint holds at most (open, or closed and replaying); past it a new
+    #: session gets 503 "Too many sessions.". An idle session costs roughly 10-20 KB.
+    max_sessions: int = 25_000
+    #: Messages one session may have queued for its client before the slow-consumer policy
+    #: applies (Spring's ``httpMessageCacheSize`` is 100; a burst of broadcasts needs more).
+    max_queued_messages: int = 1000
+    #: Bytes (encoded) one session may have queued for its client before the policy applies.
+    max_queued_bytes: int = 4 * 1024 * 1024
+    #: Seconds a write to a client may stay stuck (the client does not read) before the
+    #: policy applies. Enforced by a timer, not only when the next message is sent.
+    send_time_limit: float = 10.0
+    #: What happens to a client that does not keep up: ``"close"`` it with 4500 "Slow
+    #: consumer" (queued messages are dropped, the connection is cut if stuck),
+    #: ``"drop-oldest"`` queued messages, or ``"drop-newest"`` (the one being sent).
+    slow_consumer: SlowConsumer = "close"
+    #: Messages received but not yet handled, per session; past it the request or
+    #: WebSocket bringing more waits for the handler (backpressure, not buffering).
+    max_inbound_messages: int = 100
+    #: Runs on the opening request of every session (any transport); see
+    #: :data:`Authenticate`. The result is ``session.principal``.
+    authenticate: Authenticate | None = None
+    #: Tie an HTTP session to its opener: ``"ip"`` (the client address, never the port:
+    #: behind a proxy, make aiohttp see the real client address) or ``"principal"`` (runs
+    #: ``authenticate`` on every request). A request that does not match is answered as
+    #: if the session did not exist (404).
+    bind_session: Binding = "none"
 
     def __post_init__(self) -> None:
         unknown = set(self.disabled_transports) - TRANSPORT_NAMES
@@ -55,6 +98,25 @@ class SockJSOptions:
             raise ValueError("heartbeat_delay and disconnect_delay must be positive")
         if self.response_limit < 1 or self.max_message_bytes < 1:
             raise ValueError("response_limit and max_message_bytes must be positive")
+        if isinstance(self.allowed_origins, str):
+            raise ValueError("allowed_origins is a tuple of patterns, not a string")
+        if (
+            min(
+                self.max_sessions,
+                self.max_queued_messages,
+                self.max_queued_bytes,
+                self.max_inbound_messages,
+            )
+            < 1
+            or self.send_time_limit <= 0
+        ):
+            raise ValueError("session, queue and time limits must be positive")
+        if self.slow_consumer not in ("close", "drop-oldest", "drop-newest"):
+            raise ValueError(f"unknown slow_consumer policy {self.slow_consumer!r}")
+        if self.bind_session not in ("none", "ip", "principal"):
+            raise ValueError(f"unknown bind_session {self.bind_session!r}")
+        if self.bind_session == "principal" and self.authenticate is None:
+            raise ValueError('bind_session="principal" needs an authenticate hook')
 
     def enabled(self, transport: str) -> bool:
         """Whether the transport called ``transport`` is served."""

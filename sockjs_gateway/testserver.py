@@ -50,7 +50,8 @@ def make_app(
     *, response_limit: int = 4096, options: SockJSOptions | None = None
 ) -> web.Application:
     """The test application. ``options`` (if given) is the base for every endpoint."""
-    base = replace(options or SockJSOptions(), response_limit=response_limit)
+    # The protocol suite and the client tests call from any origin.
+    base = replace(options or SockJSOptions(allowed_origins=("*",)), response_limit=response_limit)
     app = web.Application()
     add_endpoint(app, EchoHandler(), prefix="/echo", options=base)
     add_endpoint(app, CloseHandler(), prefix="/close", options=base)

@@ -21,8 +21,17 @@ Two clocks, never one field doing both jobs:
 * while none is attached, the session expires ``disconnect_delay`` seconds after the last
   receiver went away. An attached session never expires, however idle.
 
+and one more for slow consumers: a receiver reports when a write starts and ends
+(:meth:`SessionMachine.begin_write`); a write still unfinished ``send_time_limit`` seconds
+later marks the session *stalled*, which the slow-consumer policy then handles.
+
 The owner asks :meth:`SessionMachine.next_deadline`, arms one timer for it and calls
 :meth:`SessionMachine.timer_fired` when it fires; early firings are harmless.
+
+Outbound messages wait in a queue bounded in messages and bytes (:class:`QueueLimits`).
+A send that would overflow it, or that arrives while the session is stalled, is handled by
+the policy: close the session with 4500 "Slow consumer" (the default, as Spring's
+TERMINATE), drop the oldest queued messages, or drop the new one.
 
 Outputs are pulled: :meth:`take_frames` returns wire frames (queued messages merged into
 one ``a[...]``), :meth:`take_events` what the application handler must hear about.
@@ -41,6 +50,10 @@ from .frames import HEARTBEAT, OPEN, Close, encode, encode_messages
 
 __all__ = [
     "SessionState",
+    "SlowConsumerPolicy",
+    "QueueLimits",
+    "Sent",
+    "SLOW_CONSUMER",
     "Attach",
     "Opened",
     "Received",
@@ -75,6 +88,39 @@ ANOTHER_CONNECTION = Close(2010, "Another connection still open")
 INTERRUPTED = Close(1002, "Connection interrupted")
 #: The session's close when no receiver came back within ``disconnect_delay``.
 TIMED_OUT = Close(1000, "Session timed out")
+#: The session's close when its client does not keep up (policy ``close``); the code is
+#: Spring's SESSION_NOT_RELIABLE.
+SLOW_CONSUMER = Close(4500, "Slow consumer")
+
+
+class SlowConsumerPolicy(enum.Enum):
+    """What to do when a session's outbound queue is full or its writes are stuck."""
+
+    CLOSE = "close"  #: close the session with 4500 "Slow consumer"
+    DROP_OLDEST = "drop-oldest"  #: drop the oldest queued messages (keep the freshest)
+    DROP_NEWEST = "drop-newest"  #: drop the message being sent
+
+
+@dataclass(frozen=True, slots=True)
+class QueueLimits:
+    """Bounds of one session's outbound queue, and what happens past them."""
+
+    max_messages: int = 1000
+    max_bytes: int = 4 * 1024 * 1024
+    send_time_limit: float = 10.0
+    policy: SlowConsumerPolicy = SlowConsumerPolicy.CLOSE
+
+
+class Sent(enum.Enum):
+    """What :meth:`SessionMachine.send` did with a message."""
+
+    QUEUED = "queued"
+    DROPPED = "dropped"  #: dropped by the slow-consumer policy
+    CLOSED = "closed"  #: the session is closed (already, or now by the policy)
+
+
+def _size(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,9 +155,15 @@ class SessionMachine:
         "raw",
         "close_frame",
         "closed_with",
+        "stalled",
+        "drops",
+        "abort_receiver",
         "_heartbeat_delay",
         "_disconnect_delay",
+        "_limits",
         "_pending",
+        "_pending_bytes",
+        "_writing_since",
         "_frames",
         "_events",
         "_last_output",
@@ -124,6 +176,7 @@ class SessionMachine:
         *,
         heartbeat_delay: float,
         disconnect_delay: float,
+        limits: QueueLimits | None = None,
         raw: bool = False,
     ) -> None:
         self.state = SessionState.NEW
@@ -133,9 +186,18 @@ class SessionMachine:
         self.close_frame: str | None = None
         #: Why the session closed (code and reason), once it has.
         self.closed_with: Close | None = None
+        #: A write has been stuck for ``send_time_limit`` seconds.
+        self.stalled = False
+        #: Messages dropped by the slow-consumer policy since the owner last reset this.
+        self.drops = 0
+        #: The receiver must be cut off (its writes are stuck and the session closed).
+        self.abort_receiver = False
         self._heartbeat_delay = heartbeat_delay
         self._disconnect_delay = disconnect_delay
-        self._pending: list[str] = []  # quoted messages not yet in an ``a[...]`` frame
+        self._limits = limits or QueueLimits()
+        self._pending: list[str] = []  # messages not yet in a wire frame
+        self._pending_bytes = 0
+        self._writing_since: float | None = None
         self._frames: deque[str] = deque()  # wire frames in order
         self._events: list[Event] = []
         self._last_output = now
@@ -175,19 +237,35 @@ class SessionMachine:
         if self.state is SessionState.OPEN and messages:
             self._events.append(Received(messages))
 
-    def send(self, quoted: str) -> bool:
-        """Queue one message (already :func:`quote`-d, or raw text for a raw session).
-
-        Returns:
-            True if queued, False if the session is already closed.
-        """
+    def send(self, quoted: str) -> Sent:
+        """Queue one message (already :func:`quote`-d, or raw text for a raw session),
+        applying the slow-consumer policy if the queue is full or the session stalled."""
         if self.state is SessionState.CLOSED:
-            return False
-        if self.raw:
-            self._frames.append(quoted)
-        else:
-            self._pending.append(quoted)
-        return True
+            return Sent.CLOSED
+        size = _size(quoted)
+        limits = self._limits
+        pending = self._pending
+        if (
+            self.stalled
+            or len(pending) >= limits.max_messages
+            or self._pending_bytes + size > limits.max_bytes
+        ):
+            policy = limits.policy
+            if policy is SlowConsumerPolicy.CLOSE:
+                self._close(SLOW_CONSUMER, queue_frame=True, discard_pending=True)
+                return Sent.CLOSED
+            if policy is SlowConsumerPolicy.DROP_NEWEST or size > limits.max_bytes:
+                self.drops += 1
+                return Sent.DROPPED
+            keep = 0 if self.stalled else limits.max_messages - 1
+            while pending and (
+                len(pending) > keep or self._pending_bytes + size > limits.max_bytes
+            ):
+                self._pending_bytes -= _size(pending.pop(0))
+                self.drops += 1
+        pending.append(quoted)
+        self._pending_bytes += size
+        return Sent.QUEUED
 
     def close(self, code: int, reason: str) -> None:
         """The server closes the session; queued messages go out before the close frame."""
@@ -197,27 +275,44 @@ class SessionMachine:
         """The client ended the session (a WebSocket close); nothing more is sent."""
         self._close(Close(code, reason), queue_frame=False)
 
-    def _close(self, frame: Close, *, queue_frame: bool) -> None:
+    def _close(self, frame: Close, *, queue_frame: bool, discard_pending: bool = False) -> None:
         if self.state is SessionState.CLOSED:
             return
         was_open = self.state is SessionState.OPEN
         self.state = SessionState.CLOSED
         self.closed_with = frame
         self.close_frame = encode(frame)
-        if queue_frame and not self.raw:
+        if discard_pending or not queue_frame:
+            self.drops += len(self._pending) if discard_pending else 0
+            self._pending = []
+            self._pending_bytes = 0
+        if not queue_frame:
+            self._frames.clear()
+        elif self.raw:
+            self._flush_pending()
+        else:
             self._flush_pending()
             self._frames.append(self.close_frame)
-        else:
-            self._pending.clear()
-            if not queue_frame:
-                self._frames.clear()
         if was_open:
             self._events.append(Closed(frame.code, frame.reason))
 
     def _flush_pending(self) -> None:
         if self._pending:
-            self._frames.append(encode_messages(self._pending))
+            if self.raw:
+                self._frames.extend(self._pending)
+            else:
+                self._frames.append(encode_messages(self._pending))
             self._pending = []
+            self._pending_bytes = 0
+
+    def begin_write(self, now: float) -> None:
+        """The receiver started writing frames; the stuck-write clock runs."""
+        self._writing_since = now
+
+    def end_write(self) -> None:
+        """The write finished: the client is reading again."""
+        self._writing_since = None
+        self.stalled = False
 
     # -- outputs -----------------------------------------------------------------------
 
@@ -255,9 +350,13 @@ class SessionMachine:
     def next_deadline(self) -> float:
         """When :meth:`timer_fired` next has something to do (``inf`` for never)."""
         if self.attached:
-            if self.state is SessionState.OPEN and not self.raw:
-                return self._last_output + self._heartbeat_delay
-            return math.inf
+            deadline = math.inf
+            if self.state is SessionState.OPEN:
+                if not self.raw:
+                    deadline = self._last_output + self._heartbeat_delay
+                if self._writing_since is not None and not self.stalled:
+                    deadline = min(deadline, self._writing_since + self._limits.send_time_limit)
+            return deadline
         return self._detached_at + self._disconnect_delay
 
     def timer_fired(self, now: float) -> bool:
@@ -267,11 +366,20 @@ class SessionMachine:
             True if the session has expired and must be forgotten.
         """
         if self.attached:
+            if self.state is not SessionState.OPEN:
+                return False
+            since = self._writing_since
             if (
-                self.state is SessionState.OPEN
-                and not self.raw
-                and now >= self._last_output + self._heartbeat_delay
+                since is not None
+                and not self.stalled
+                and now >= since + self._limits.send_time_limit
             ):
+                self.stalled = True
+                if self._limits.policy is SlowConsumerPolicy.CLOSE:
+                    self.abort_receiver = True
+                    self._close(SLOW_CONSUMER, queue_frame=False, discard_pending=True)
+                    return False
+            if not self.raw and now >= self._last_output + self._heartbeat_delay:
                 # Frames still waiting (a receiver stuck in a write) count as output, so
                 # the deadline moves on instead of firing again at once.
                 self._last_output = now

@@ -9,6 +9,7 @@ session with 1001 "Going away" when the app stops.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from aiohttp import web
 from multidict import CIMultiDictProxy, MultiDict, MultiDictProxy
@@ -16,17 +17,26 @@ from multidict import CIMultiDictProxy, MultiDict, MultiDictProxy
 from ..handler import ConnectionInfo, Handler
 from ..options import SockJSOptions
 from ..protocol import replies
-from ..protocol.transports import TRANSPORTS, TransportSpec
+from ..protocol.origins import OriginPolicy, Verdict, origin_of_url
+from ..protocol.transports import TRANSPORTS, TransportSpec, valid_callback
 from . import http, static
 from .registry import SessionRegistry
+from .session import Session
 from .websocket import websocket
 
-__all__ = ["Endpoint", "add_endpoint", "ENDPOINTS"]
+__all__ = ["Endpoint", "add_endpoint", "ENDPOINTS", "ORIGIN_NOT_ALLOWED", "TOO_MANY_SESSIONS"]
+
+#: Body of the 403 answer to a request from an origin the endpoint does not allow.
+ORIGIN_NOT_ALLOWED = "Origin not allowed."
+#: Body of the 503 answer to a new session past ``max_sessions``.
+TOO_MANY_SESSIONS = "Too many sessions."
 
 #: Every endpoint mounted on an app, in the order they were added.
 ENDPOINTS = web.AppKey("sockjs_gateway.endpoints", list["Endpoint"])
 
 _IFRAME_NAME = re.compile(r"iframe[0-9A-Za-z_.\-]*\.html")
+# Server and session ids: printable ASCII but "." and "/" (sockjs-client uses [a-z0-9]).
+_ID = re.compile(r"[\x20-\x2d\x30-\x7e]+")
 _STREAMING_HEADERS: replies.Headers = [("X-Accel-Buffering", "no")]
 _NOSNIFF: replies.Headers = [("X-Content-Type-Options", "nosniff")]
 
@@ -39,6 +49,10 @@ class Endpoint:
         self.prefix = prefix
         self.options = options
         self.registry = SessionRegistry(self, handler, options)
+        #: The endpoint's counters (see :mod:`sockjs_gateway.metrics`).
+        self.stats = self.registry.stats
+        #: Which page origins may use the endpoint.
+        self.origins = OriginPolicy(options.allowed_origins)
         self._iframe_page, self._iframe_etag = replies.iframe_page(options.sockjs_url)
 
     def broadcast(self, message: str) -> int:
@@ -92,6 +106,9 @@ class Endpoint:
         return static.greeting()
 
     async def _info(self, request: web.Request) -> web.StreamResponse:
+        refused = self._check_origin(request)
+        if refused is not None:
+            return refused
         if request.method == "OPTIONS":
             return static.preflight(request, "OPTIONS, GET")
         if request.method != "GET":
@@ -100,6 +117,7 @@ class Endpoint:
             request,
             websocket=self.options.enabled("websocket"),
             cookie_needed=self.options.cookie_needed,
+            origins=self.origins.advertised(),
         )
 
     async def _iframe(self, request: web.Request) -> web.StreamResponse:
@@ -107,22 +125,39 @@ class Endpoint:
             raise web.HTTPNotFound()
         if request.method != "GET":
             return static.method_not_allowed("GET")
-        return static.iframe(request, self._iframe_page, self._iframe_etag)
+        refused = self._check_origin(request, proof_needed=True)
+        if refused is not None:
+            return refused
+        response = static.iframe(request, self._iframe_page, self._iframe_etag)
+        if self.origins.same_origin_only:
+            response.headers["X-Frame-Options"] = "SAMEORIGIN"
+        return response
 
     async def _raw_websocket(self, request: web.Request) -> web.StreamResponse:
         if not self.options.enabled("raw-websocket"):
             raise web.HTTPNotFound()
         if request.method != "GET":
             return static.method_not_allowed("GET")
-        return await websocket(request, self, "", raw=True)
+        return await self._open_websocket(request, "", raw=True)
+
+    async def _open_websocket(
+        self, request: web.Request, session_id: str, *, raw: bool
+    ) -> web.StreamResponse:
+        refused = self._check_origin(request) or self._check_capacity()
+        if refused is not None:
+            return refused
+        principal = await self._authenticate(request)
+        return await websocket(request, self, session_id, raw=raw, principal=principal)
 
     async def _session(self, request: web.Request) -> web.StreamResponse:
         info = request.match_info
         server_id, session_id, name = info["server"], info["session"], info["transport"]
+        limit = self.options.max_session_id_length
         if (
-            "." in server_id
-            or "." in session_id
-            or len(session_id) > self.options.max_session_id_length
+            len(session_id) > limit
+            or len(server_id) > limit
+            or _ID.fullmatch(session_id) is None
+            or _ID.fullmatch(server_id) is None
         ):
             raise web.HTTPNotFound()
         method = request.method
@@ -131,21 +166,95 @@ class Endpoint:
                 raise web.HTTPNotFound()
             if method != "GET":
                 return static.method_not_allowed("GET")
-            return await websocket(request, self, session_id, raw=False)
+            return await self._open_websocket(request, session_id, raw=False)
         upstream = name.endswith("_send")
         spec = TRANSPORTS.get(name[:-5] if upstream else name)
         if spec is None or not self.options.enabled(spec.name) or (upstream and not spec.has_send):
             raise web.HTTPNotFound()
         allowed = "POST" if upstream else spec.method
+        refused = self._check_origin(request, proof_needed=spec.needs_callback)
+        if refused is not None:
+            return refused
         if method == "OPTIONS" and spec.cors:
             return static.preflight(request, f"OPTIONS, {allowed}")
         if method != allowed:
             return static.method_not_allowed(f"OPTIONS, {allowed}" if spec.cors else allowed)
-        if not upstream:
-            return await http.receive(request, self, spec, session_id)
-        if spec.needs_callback:
-            return await http.jsonp_send(request, self, session_id, spec)
-        return await http.xhr_send(request, self, session_id, spec)
+        callback = ""
+        if spec.needs_callback and not upstream:
+            callback = request.query.get("c") or request.query.get("callback") or ""
+            if not callback:
+                return static.text_response(500, '"callback" parameter required')
+            if not valid_callback(callback):
+                return static.text_response(500, 'invalid "callback" parameter')
+        registry = self.registry
+        session = registry.get(session_id)
+        if session is not None and not await self._matches(request, session):
+            session = None
+            if not upstream:
+                raise web.HTTPNotFound()  # the id is someone else's: as if unknown
+        if upstream:
+            if session is None or session.closed:
+                raise web.HTTPNotFound()
+            return await http.send(request, self, spec, session)
+        if session is None:
+            refused = self._check_capacity()
+            if refused is not None:
+                return refused
+            principal = await self._authenticate(request)
+            session = registry.create(
+                session_id, self.connection_info(request, spec.name), principal=principal
+            )
+        return await http.receive(request, self, spec, session, callback)
+
+    # -- policies ----------------------------------------------------------------------
+
+    def _check_origin(
+        self, request: web.BaseRequest, *, proof_needed: bool = False
+    ) -> web.Response | None:
+        """403 for a request from an origin the endpoint does not allow.
+
+        ``proof_needed``: the transport carries no ``Origin`` (htmlfile, jsonp, iframe),
+        so the ``Referer`` must show an allowed page unless every origin is allowed.
+        """
+        headers = request.headers
+        origin = headers.get("Origin")
+        if origin is None and proof_needed:
+            origin = origin_of_url(headers.get("Referer"))
+        verdict = self.origins.check(origin, request.host)
+        if verdict is Verdict.DENY or (
+            verdict is Verdict.UNKNOWN and proof_needed and not self.origins.any
+        ):
+            self.stats.refused["origin"] += 1
+            return static.text_response(403, ORIGIN_NOT_ALLOWED)
+        return None
+
+    def _check_capacity(self) -> web.Response | None:
+        if self.registry.full:
+            self.stats.refused["capacity"] += 1
+            return static.text_response(503, TOO_MANY_SESSIONS)
+        return None
+
+    async def _authenticate(self, request: web.Request) -> Any:
+        hook = self.options.authenticate
+        if hook is None:
+            return None
+        try:
+            return await hook(request)
+        except web.HTTPException:
+            self.stats.refused["auth"] += 1
+            raise
+
+    async def _matches(self, request: web.Request, session: Session) -> bool:
+        """Whether ``request`` may use ``session`` under ``bind_session``."""
+        binding = self.options.bind_session
+        if binding == "ip":
+            return request.remote == session.info.remote
+        if binding == "principal":
+            try:
+                return bool(await self._authenticate(request) == session.principal)
+            except web.HTTPException:
+                return False
+        return True
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
         """Register every route of the endpoint under its prefix."""

@@ -150,6 +150,9 @@ class Hixie76Socket:
 
     # -- what the pump calls ------------------------------------------------------------
 
+    def exception(self) -> BaseException | None:
+        return None
+
     @property
     def response(self) -> web.StreamResponse:
         """The 101 response aiohttp must get back from the request handler."""

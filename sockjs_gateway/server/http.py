@@ -3,7 +3,8 @@ upstream handler for ``xhr_send`` and ``jsonp_send``.
 
 The downstream handler attaches an :class:`HttpReceiver` to the session and writes what
 the machine gives it: one frame for a polling transport, frames up to ``response_limit``
-bytes for a streaming one. A receiver whose client goes away interrupts its session.
+bytes for a streaming one. A receiver whose client goes away interrupts its session; one
+whose writes stay stuck past ``send_time_limit`` is cut off by the registry.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from urllib.parse import parse_qs
 from aiohttp import web
 
 from ..exceptions import BadPayload
-from ..protocol.frames import PAYLOAD_EXPECTED, decode_messages, encode
-from ..protocol.replies import TEXT_PLAIN, Headers
+from ..protocol.frames import BROKEN_JSON, PAYLOAD_EXPECTED, decode_messages, encode
+from ..protocol.replies import TEXT_PLAIN
 from ..protocol.state import ANOTHER_CONNECTION, Attach
-from ..protocol.transports import TransportSpec, valid_callback
+from ..protocol.transports import TransportSpec
 from .disconnect import watch_disconnect
 from .session import Session
 from .static import text_response
@@ -26,7 +27,7 @@ from .static import text_response
 if TYPE_CHECKING:
     from .endpoint import Endpoint
 
-__all__ = ["HttpReceiver", "receive", "xhr_send", "jsonp_send", "PAYLOAD_TOO_LARGE"]
+__all__ = ["HttpReceiver", "receive", "send", "PAYLOAD_TOO_LARGE"]
 
 #: Body of the 413 answer to an ``xhr_send``/``jsonp_send`` body over ``max_message_bytes``.
 PAYLOAD_TOO_LARGE = "Payload too large."
@@ -36,10 +37,11 @@ _FORM = "application/x-www-form-urlencoded"
 class HttpReceiver:
     """Wakes the request handler that is waiting to write a session's frames."""
 
-    __slots__ = ("_waiter", "lost")
+    __slots__ = ("_waiter", "_request", "lost")
 
-    def __init__(self) -> None:
+    def __init__(self, request: web.BaseRequest) -> None:
         self._waiter: asyncio.Future[None] | None = None
+        self._request = request
         self.lost = False
 
     def wake(self) -> None:
@@ -51,6 +53,13 @@ class HttpReceiver:
         self.lost = True
         self.wake()
 
+    def abort(self) -> None:
+        self.lost = True
+        transport = self._request.transport
+        if transport is not None:
+            transport.abort()  # fails the stuck write; the handler then ends
+        self.wake()
+
     async def wait(self) -> None:
         self._waiter = asyncio.get_running_loop().create_future()
         try:
@@ -60,43 +69,35 @@ class HttpReceiver:
 
 
 async def receive(
-    request: web.Request, endpoint: Endpoint, spec: TransportSpec, session_id: str
+    request: web.Request, endpoint: Endpoint, spec: TransportSpec, session: Session, callback: str
 ) -> web.StreamResponse:
     """The downstream half of every HTTP transport (``xhr``, ``xhr_streaming``,
     ``eventsource``, ``htmlfile``, ``jsonp``)."""
-    callback = ""
-    if spec.needs_callback:
-        callback = request.query.get("c") or request.query.get("callback") or ""
-        if not callback:
-            return text_response(500, '"callback" parameter required')
-        if not valid_callback(callback):
-            return text_response(500, 'invalid "callback" parameter')
     headers = [("Content-Type", spec.content_type), *endpoint.session_headers(request, spec)]
     registry = endpoint.registry
-    session = registry.get(session_id)
-    if session is None:
-        session = registry.create(session_id, endpoint.connection_info(request, spec.name))
-    receiver = HttpReceiver()
+    receiver = HttpReceiver(request)
     result = registry.attach(session, receiver)
     if result is Attach.BUSY:
         frames = [encode(ANOTHER_CONNECTION)]
     elif result is Attach.GONE:
         frames = [session.machine.close_frame or ""]
-    elif not spec.streaming:
-        frames = await _poll(request, endpoint, session, receiver)
-    else:
+    elif spec.streaming:
         return await _stream(request, endpoint, spec, session, receiver, callback, headers)
-    if not spec.streaming:
-        body = "".join(spec.wrap(frame, callback) for frame in frames)
-        return web.Response(body=body.encode(), headers=headers)
-    response = web.StreamResponse(headers=headers)
-    if request.version < (1, 1):
-        response.force_close()
-    await response.prepare(request)
-    await response.write(spec.prelude(callback).encode())
-    await response.write(spec.wrap(frames[0], callback).encode())
-    await response.write_eof()
-    return response
+    else:
+        frames = await _poll(request, endpoint, session, receiver)
+    response: web.StreamResponse
+    if spec.streaming:  # the stream carries only the answer to a busy or closed session
+        response = web.StreamResponse(headers=headers)
+        if request.version < (1, 1):
+            response.force_close()
+        await response.prepare(request)
+        await response.write(spec.prelude(callback).encode())
+        await response.write(spec.wrap(frames[0], callback).encode())
+        await response.write_eof()
+        return response
+    body = "".join(spec.wrap(frame, callback) for frame in frames).encode()
+    registry.stats.bytes_out += len(body)
+    return web.Response(body=body, headers=headers)
 
 
 async def _poll(
@@ -127,7 +128,7 @@ async def _stream(
     session: Session,
     receiver: HttpReceiver,
     callback: str,
-    headers: Headers,
+    headers: list[tuple[str, str]],
 ) -> web.StreamResponse:
     registry = endpoint.registry
     machine = session.machine
@@ -147,10 +148,14 @@ async def _stream(
                 if not frames:
                     await receiver.wait()
                     continue
+                registry.begin_write(session)
+                written = 0
                 for frame in frames:
                     data = spec.wrap(frame, callback).encode()
                     await response.write(data)
-                    sent += len(data)
+                    written += len(data)
+                registry.end_write(session, written)
+                sent += written
                 if machine.finished or sent >= budget:
                     registry.detach(session)
                     await response.write_eof()
@@ -179,47 +184,33 @@ async def _read_body(request: web.Request, limit: int) -> bytes | None:
         chunks.append(chunk)
 
 
-async def _upstream(
-    request: web.Request, endpoint: Endpoint, session_id: str, spec_name: str, ok: web.Response
+def _messages(body: bytes, form: bool) -> list[str]:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadPayload(BROKEN_JSON) from None
+    if form:
+        text = parse_qs(text, keep_blank_values=True).get("d", [""])[0]
+        if not text:
+            raise BadPayload(PAYLOAD_EXPECTED)
+    return decode_messages(text)
+
+
+async def send(
+    request: web.Request, endpoint: Endpoint, spec: TransportSpec, session: Session
 ) -> web.Response:
-    session = endpoint.registry.get(session_id)
-    if session is None or session.closed:
-        return web.Response(status=404)
+    """The upstream half: ``POST .../xhr_send`` (a JSON array of strings; 204) and
+    ``POST .../jsonp_send`` (the array as form field ``d`` or as the body; 200 "ok")."""
     body = await _read_body(request, endpoint.options.max_message_bytes)
     if body is None:
         return text_response(413, PAYLOAD_TOO_LARGE, close=True)
+    jsonp = spec.needs_callback
     try:
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError:
-            raise BadPayload("Broken JSON encoding.") from None
-        if spec_name == "jsonp-polling" and request.content_type == _FORM:
-            fields = parse_qs(text, keep_blank_values=True)
-            text = fields.get("d", [""])[0]
-            if not text:
-                raise BadPayload(PAYLOAD_EXPECTED)
-        messages = decode_messages(text)
+        messages = _messages(body, form=jsonp and request.content_type == _FORM)
     except BadPayload as error:
         return text_response(500, str(error))
-    endpoint.registry.receive(session, messages)
-    return ok
-
-
-async def xhr_send(
-    request: web.Request, endpoint: Endpoint, session_id: str, spec: TransportSpec
-) -> web.Response:
-    """``POST .../xhr_send``: a JSON array of strings; 204 on success."""
-    ok = web.Response(
-        status=204, headers=[("Content-Type", TEXT_PLAIN), *endpoint.session_headers(request, spec)]
-    )
-    return await _upstream(request, endpoint, session_id, spec.name, ok)
-
-
-async def jsonp_send(
-    request: web.Request, endpoint: Endpoint, session_id: str, spec: TransportSpec
-) -> web.Response:
-    """``POST .../jsonp_send``: the array as form field ``d`` or as the raw body; 200 "ok"."""
-    ok = web.Response(
-        body=b"ok", headers=[("Content-Type", TEXT_PLAIN), *endpoint.session_headers(request, spec)]
-    )
-    return await _upstream(request, endpoint, session_id, spec.name, ok)
+    await endpoint.registry.deliver(session, messages, len(body))
+    headers = [("Content-Type", TEXT_PLAIN), *endpoint.session_headers(request, spec)]
+    if jsonp:
+        return web.Response(body=b"ok", headers=headers)
+    return web.Response(status=204, headers=headers)

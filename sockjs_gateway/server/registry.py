@@ -1,15 +1,17 @@
 """The sessions of one endpoint: their machines, timers, receivers and handler calls.
 
-Every change to a session goes through a method here, which then does the same three
-things (:meth:`SessionRegistry._after`): hand new events to the session's handler queue,
-wake the attached receiver if there is something to write, and re-arm the session's one
-timer at ``machine.next_deadline()``. The timer is a ``loop.call_at`` handle that is only
-moved earlier, never pushed later: a firing that finds nothing due just re-arms, so the hot
-path (``send``) costs no timer work.
+Every change to a session goes through a method here, which then does the same things
+(:meth:`SessionRegistry._after`): count what happened, hand new events to the session's
+handler queue, wake (or cut off) the attached receiver, and re-arm the session's one timer
+at ``machine.next_deadline()``. The timer is a ``loop.call_at`` handle that is only moved
+earlier, never pushed later: a firing that finds nothing due just re-arms, so the hot path
+(``send``) costs no timer work.
 
 Handler hooks run in one short-lived task per session that drains the session's event
-queue, so a slow hook never blocks the request that delivered the message, and hooks of
-one session run strictly in order.
+queue, so a slow hook never blocks heartbeats, other sessions or the request that
+delivered the message, and hooks of one session run strictly in order. That queue is
+bounded (``max_inbound_messages``): past it, the request or WebSocket that brings more
+messages waits, which pushes back on the client instead of growing memory.
 """
 
 from __future__ import annotations
@@ -18,12 +20,25 @@ import asyncio
 import logging
 import math
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..handler import ConnectionInfo, Handler
+from ..metrics import EndpointStats
 from ..options import SockJSOptions
 from ..protocol.escaping import quote
-from ..protocol.state import Attach, Closed, Opened, Received, SessionMachine, SessionState
+from ..protocol.state import (
+    SLOW_CONSUMER,
+    TIMED_OUT,
+    Attach,
+    Closed,
+    Opened,
+    QueueLimits,
+    Received,
+    Sent,
+    SessionMachine,
+    SessionState,
+    SlowConsumerPolicy,
+)
 from .session import Receiver, Session
 
 if TYPE_CHECKING:
@@ -46,9 +61,18 @@ class SessionRegistry:
         self._endpoint = endpoint
         self._handler = handler
         self._options = options
+        self._limits = QueueLimits(
+            max_messages=options.max_queued_messages,
+            max_bytes=options.max_queued_bytes,
+            send_time_limit=options.send_time_limit,
+            policy=SlowConsumerPolicy(options.slow_consumer),
+        )
+        self._max_inbound = options.max_inbound_messages
         self._by_id: dict[str, Session] = {}
         self._live: dict[Session, None] = {}  # insertion-ordered set of every session
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: The endpoint's counters.
+        self.stats = EndpointStats()
 
     # -- lookup ------------------------------------------------------------------------
 
@@ -57,6 +81,11 @@ class SessionRegistry:
 
     def __iter__(self) -> Iterator[Session]:
         return iter(list(self._live))
+
+    @property
+    def full(self) -> bool:
+        """True when no new session may be opened (``max_sessions`` reached)."""
+        return len(self._live) >= self._options.max_sessions
 
     def get(self, session_id: str) -> Session | None:
         """The HTTP-transport session with this id, if it is known."""
@@ -68,7 +97,13 @@ class SessionRegistry:
         return self._loop.time()
 
     def create(
-        self, session_id: str, info: ConnectionInfo, *, websocket: bool = False, raw: bool = False
+        self,
+        session_id: str,
+        info: ConnectionInfo,
+        *,
+        websocket: bool = False,
+        raw: bool = False,
+        principal: Any = None,
     ) -> Session:
         """A new session. HTTP sessions are found by id; WebSocket sessions live as long as
         their socket and may share an id (the protocol allows it), so they are not."""
@@ -76,9 +111,10 @@ class SessionRegistry:
             self._now(),
             heartbeat_delay=self._options.heartbeat_delay,
             disconnect_delay=self._options.disconnect_delay,
+            limits=self._limits,
             raw=raw,
         )
-        session = Session(session_id, info, self._endpoint, self, machine)
+        session = Session(session_id, info, self._endpoint, self, machine, principal)
         self._live[session] = None
         if not websocket:
             self._by_id[session_id] = session
@@ -106,6 +142,17 @@ class SessionRegistry:
         session.machine.interrupt(self._now())
         self._after(session)
 
+    def begin_write(self, session: Session) -> None:
+        """The receiver starts writing: a write stuck past ``send_time_limit`` is a slow
+        consumer."""
+        session.machine.begin_write(self._now())
+        self._arm(session)
+
+    def end_write(self, session: Session, written: int) -> None:
+        """The receiver's write of ``written`` bytes finished."""
+        session.machine.end_write()
+        self.stats.bytes_out += written
+
     def forget(self, session: Session) -> None:
         """Drop a session for good (its socket is gone, or it expired)."""
         if session._timer is not None:
@@ -118,18 +165,37 @@ class SessionRegistry:
 
     # -- traffic -----------------------------------------------------------------------
 
-    def receive(self, session: Session, messages: list[str]) -> None:
-        """The client sent ``messages``."""
+    async def deliver(self, session: Session, messages: list[str], size: int) -> None:
+        """The client sent ``messages`` (``size`` bytes on the wire). Waits while the
+        session's handler queue is full, so a client cannot outrun its handler."""
+        while session._inbound >= self._max_inbound and session.state is SessionState.OPEN:
+            waiter = session._space
+            if waiter is None or waiter.done():
+                waiter = session._space = asyncio.get_running_loop().create_future()
+            await waiter
+        if session.machine.state is not SessionState.OPEN or not messages:
+            return
+        self.stats.messages_in += len(messages)
+        self.stats.bytes_in += size
+        session._inbound += len(messages)
         session.machine.receive(messages)
         self._after(session)
 
     def send(self, session: Session, message: str) -> bool:
         """Queue one application message for ``session``."""
         machine = session.machine
-        if not machine.send(message if machine.raw else quote(message)):
-            return False
-        self._after(session)
-        return True
+        return self._queue(session, message if machine.raw else quote(message))
+
+    def _queue(self, session: Session, wire: str) -> bool:
+        machine = session.machine
+        outcome = machine.send(wire)
+        if outcome is Sent.QUEUED:
+            self.stats.messages_out += 1
+        if machine.drops or outcome is not Sent.QUEUED:
+            self._after(session)
+        elif session.receiver is not None:
+            session.receiver.wake()
+        return outcome is Sent.QUEUED
 
     def close(self, session: Session, code: int, reason: str) -> None:
         """The server closes ``session`` with a close frame."""
@@ -142,7 +208,7 @@ class SessionRegistry:
         self._after(session)
 
     def broadcast(self, message: str) -> int:
-        """Send ``message`` to every open session, quoting it once.
+        """Send ``message`` to every open session, quoting it once; never waits.
 
         Returns:
             How many sessions it was queued for.
@@ -150,10 +216,10 @@ class SessionRegistry:
         quoted = quote(message)
         count = 0
         for session in list(self._live):
-            machine = session.machine
-            if machine.send(message if machine.raw else quoted):
+            if session.machine.state is SessionState.OPEN and self._queue(
+                session, message if session.machine.raw else quoted
+            ):
                 count += 1
-                self._after(session)
         return count
 
     async def shutdown(self) -> None:
@@ -174,14 +240,33 @@ class SessionRegistry:
 
     def _after(self, session: Session) -> None:
         machine = session.machine
+        stats = self.stats
+        if machine.drops:
+            stats.slow_consumer_drops += machine.drops
+            machine.drops = 0
         events = machine.take_events()
         if events:
+            for event in events:
+                if isinstance(event, Opened):
+                    stats.opened[session.info.transport] += 1
+                elif isinstance(event, Closed):
+                    stats.closed[session.info.transport] += 1
+                    if machine.closed_with is SLOW_CONSUMER:
+                        stats.slow_consumer_closes += 1
+                    elif machine.closed_with is TIMED_OUT:
+                        stats.session_timeouts += 1
+                    if session._space is not None and not session._space.done():
+                        session._space.set_result(None)
             session._inbox.extend(events)
             if session._consumer is None:
                 session._consumer = asyncio.get_running_loop().create_task(self._consume(session))
         receiver = session.receiver
-        if receiver is not None and (machine.has_frames() or machine.state is SessionState.CLOSED):
-            receiver.wake()
+        if receiver is not None:
+            if machine.abort_receiver:
+                machine.abort_receiver = False
+                receiver.abort()
+            elif machine.has_frames() or machine.state is SessionState.CLOSED:
+                receiver.wake()
         if session in self._live:
             self._arm(session)
 
@@ -216,12 +301,19 @@ class SessionRegistry:
                     if isinstance(event, Received):
                         for message in event.messages:
                             await handler.on_message(session, message)
+                        session._inbound -= len(event.messages)
+                        space = session._space
+                        if space is not None and not space.done():
+                            space.set_result(None)
                     elif isinstance(event, Opened):
                         await handler.on_open(session)
                     elif isinstance(event, Closed):
                         await handler.on_close(session, event.code, event.reason)
                 except Exception:
+                    self.stats.handler_errors += 1
                     log.exception("handler failed in session %r", session.id)
+                    if isinstance(event, Received):
+                        session._inbound -= len(event.messages)
                     if not isinstance(event, Closed):
                         self.close(session, *HANDLER_ERROR)
         finally:

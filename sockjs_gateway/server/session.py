@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..handler import ConnectionInfo
 from ..protocol.state import Event, SessionMachine, SessionState
@@ -23,6 +23,9 @@ class Receiver(Protocol):
     def wake(self) -> None:
         """The session has frames to send, or has closed."""
 
+    def abort(self) -> None:
+        """Cut the connection off: its writes are stuck and the session is closed."""
+
 
 class Session:
     """One SockJS session as the application sees it.
@@ -41,7 +44,10 @@ class Session:
         "_timer",
         "_timer_when",
         "_inbox",
+        "_inbound",
+        "_space",
         "_consumer",
+        "principal",
     )
 
     def __init__(
@@ -51,6 +57,7 @@ class Session:
         endpoint: Endpoint,
         registry: SessionRegistry,
         machine: SessionMachine,
+        principal: Any = None,
     ) -> None:
         #: The id the client chose (WebSocket sessions may share one; see the protocol).
         self.id = session_id
@@ -64,7 +71,11 @@ class Session:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_when = 0.0
         self._inbox: deque[Event] = deque()
+        self._inbound = 0  # messages waiting for the handler
+        self._space: asyncio.Future[None] | None = None  # resolved when the handler catches up
         self._consumer: asyncio.Task[None] | None = None
+        #: What the endpoint's ``authenticate`` hook returned for the opening request.
+        self.principal = principal
 
     @property
     def state(self) -> SessionState:

@@ -32,12 +32,14 @@ def greeting() -> web.Response:
     return text_response(200, replies.GREETING)
 
 
-def info(request: web.BaseRequest, *, websocket: bool, cookie_needed: bool) -> web.Response:
+def info(
+    request: web.BaseRequest, *, websocket: bool, cookie_needed: bool, origins: list[str]
+) -> web.Response:
     """``GET /info``: capabilities, never cached, with fresh entropy from ``secrets``."""
     body = replies.info_body(
         websocket=websocket,
         cookie_needed=cookie_needed,
-        origins=["*:*"],
+        origins=origins,
         entropy=secrets.randbits(32),
     )
     headers = [

@@ -13,7 +13,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import ServerTimeoutError, WSCloseCode, WSMsgType, web
 
 from ..exceptions import BadPayload
 from ..protocol.frames import decode_messages
@@ -62,6 +62,8 @@ class _Socket(Protocol):
 
     async def receive(self) -> Any: ...
 
+    def exception(self) -> BaseException | None: ...
+
     async def send_str(self, data: str) -> None: ...
 
     async def close(self, *, code: int = ..., message: bytes = ...) -> bool: ...
@@ -70,36 +72,53 @@ class _Socket(Protocol):
 class WebSocketReceiver:
     """Writes a session's frames to its WebSocket."""
 
-    __slots__ = ("_ws", "_session", "_task")
+    __slots__ = ("_ws", "_session", "_task", "_transport", "_aborted")
 
-    def __init__(self, ws: _Socket, session: Session) -> None:
+    def __init__(
+        self, ws: _Socket, session: Session, transport: asyncio.Transport | None
+    ) -> None:
         self._ws = ws
         self._session = session
         self._task: asyncio.Task[None] | None = None
+        self._transport = transport
+        self._aborted = False
 
     def wake(self) -> None:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._flush())
 
+    def abort(self) -> None:
+        self._aborted = True
+        if self._task is not None:
+            self._task.cancel()
+        if self._transport is not None:
+            self._transport.abort()
+
     async def _flush(self) -> None:
-        machine = self._session.machine
+        session = self._session
+        machine = session.machine
+        registry = session.endpoint.registry
         ws = self._ws
         loop = asyncio.get_running_loop()
         try:
-            while True:
+            while not self._aborted:
                 frames = machine.take_frames(loop.time())
                 if not frames:
                     break
+                registry.begin_write(session)
+                written = 0
                 for frame in frames:
                     await ws.send_str(frame)
+                    written += len(frame)
+                registry.end_write(session, written)
             closed_with = machine.closed_with
             if closed_with is not None and not ws.closed:
                 await ws.close(
                     code=_ws_close_code(closed_with.code),
                     message=closed_with.reason.encode()[:123],  # a close frame holds 125 bytes
                 )
-        except (ConnectionError, RuntimeError):
-            pass  # the socket is gone; the reading side ends the session
+        except (ConnectionError, RuntimeError, asyncio.CancelledError):
+            pass  # the socket is gone (or cut off); the reading side ends the session
         finally:
             self._task = None
 
@@ -111,7 +130,7 @@ class WebSocketReceiver:
 
 
 async def websocket(
-    request: web.Request, endpoint: Endpoint, session_id: str, *, raw: bool
+    request: web.Request, endpoint: Endpoint, session_id: str, *, raw: bool, principal: Any = None
 ) -> web.StreamResponse:
     """Serve one WebSocket connection as one session until either side closes it."""
     refused = check_upgrade(request)
@@ -134,9 +153,13 @@ async def websocket(
     registry = endpoint.registry
     name = "raw-websocket" if raw else "websocket"
     session = registry.create(
-        session_id, endpoint.connection_info(request, name), websocket=True, raw=raw
+        session_id,
+        endpoint.connection_info(request, name),
+        websocket=True,
+        raw=raw,
+        principal=principal,
     )
-    receiver = WebSocketReceiver(ws, session)
+    receiver = WebSocketReceiver(ws, session, request.transport)
     registry.attach(session, receiver)
     code, reason = 1006, "Connection lost"
     try:
@@ -144,7 +167,7 @@ async def websocket(
             msg = await ws.receive()
             if msg.type is WSMsgType.TEXT:
                 if raw:
-                    registry.receive(session, [msg.data])
+                    await registry.deliver(session, [msg.data], len(msg.data))
                     continue
                 if not msg.data:
                     continue  # the protocol: empty frames are ignored
@@ -154,7 +177,7 @@ async def websocket(
                     code, reason = BAD_FRAME_CODE, str(error)
                     await ws.close(code=code, message=reason.encode())
                     break
-                registry.receive(session, messages)
+                await registry.deliver(session, messages, len(msg.data))
             elif msg.type is WSMsgType.BINARY:
                 code, reason = int(WSCloseCode.UNSUPPORTED_DATA), "Text frames only."
                 await ws.close(code=code, message=reason.encode())
@@ -163,6 +186,9 @@ async def websocket(
                 code, reason = int(msg.data or 1005), str(msg.extra or "")
                 break
             elif msg.type in _ENDED:
+                if isinstance(ws.exception(), asyncio.TimeoutError | ServerTimeoutError):
+                    registry.stats.heartbeat_timeouts += 1
+                    code, reason = 1006, "No pong"
                 break
     finally:
         # Runs on cancellation too (aiohttp cancels the handler when the client vanishes

@@ -49,7 +49,7 @@ def make_client_app(
     client_js: Path, recorder: RecordingHandler, *, response_limit: int = 4096, **options: object
 ) -> web.Application:
     """The SockJS server for the client tests (``options`` are ``SockJSOptions`` fields)."""
-    base = SockJSOptions(sockjs_url=CLIENT_URL, **options)  # type: ignore[arg-type]
+    base = SockJSOptions(sockjs_url=CLIENT_URL, allowed_origins=("*",), **options)  # type: ignore[arg-type]
     app = make_app(response_limit=response_limit, options=base)
     add_endpoint(app, recorder, prefix="/record", options=base)
     add_endpoint(app, CommandHandler(), prefix="/command", options=base)

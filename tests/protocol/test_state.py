@@ -16,6 +16,7 @@ from sockjs_gateway.protocol.state import (
     Closed,
     Opened,
     Received,
+    Sent,
     SessionMachine,
     SessionState,
 )
@@ -86,8 +87,8 @@ def test_reattach_after_detach_does_not_reopen() -> None:
 
 def test_close_flushes_messages_before_close_frame() -> None:
     session = opened()
-    assert session.send(quote("a"))
-    assert session.send(quote("b"))
+    assert session.send(quote("a")) is Sent.QUEUED
+    assert session.send(quote("b")) is Sent.QUEUED
     session.close(3000, "Go away!")
     assert state(session) is SessionState.CLOSED
     assert session.take_frames(1.0) == ['a["a","b"]', 'c[3000,"Go away!"]']
@@ -248,7 +249,7 @@ def test_closed_session_ignores_traffic() -> None:
     session.take_events()
     session.receive(["late"])
     assert session.take_events() == []
-    assert session.send(quote("late")) is False
+    assert session.send(quote("late")) is Sent.CLOSED
     assert session.take_frames(1.0) == ['c[3000,"Go away!"]']
 
 
@@ -285,8 +286,8 @@ def test_raw_session_has_no_framing() -> None:
     assert session.next_deadline() == math.inf
     assert session.timer_fired(1e6) is False
     assert session.take_frames(1e6) == []
-    assert session.send("one")
-    assert session.send("two")
+    assert session.send("one") is Sent.QUEUED
+    assert session.send("two") is Sent.QUEUED
     assert session.take_frames(1.0) == ["one", "two"]
 
 
@@ -298,7 +299,7 @@ def test_raw_close_sends_no_close_frame() -> None:
     assert session.take_frames(1.0) == ["last"]
     assert session.finished
     assert session.take_events() == [Closed(3000, "Go away!")]
-    assert session.send("more") is False
+    assert session.send("more") is Sent.CLOSED
 
 
 def test_raw_detached_session_expires() -> None:

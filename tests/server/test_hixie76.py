@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 
 from aiohttp import web
 
-from sockjs_gateway import add_endpoint
+from sockjs_gateway import SockJSOptions, add_endpoint
 from sockjs_gateway.server.hixie76 import LegacyWebSocketRunner, challenge_response
 from tests.conftest import RecordingHandler
 
@@ -29,7 +29,7 @@ async def serving(
 ) -> AsyncIterator[int]:
     """Serve an app with one endpoint at ``/sockjs``; yields the port."""
     app = web.Application()
-    add_endpoint(app, handler, prefix="/sockjs")
+    add_endpoint(app, handler, prefix="/sockjs", options=SockJSOptions(allowed_origins=("*",)))
     runner = runner_class(app)
     await runner.setup()
     try:

@@ -1,0 +1,144 @@
+"""Counters of one endpoint, and their Prometheus exposition.
+
+The hot path only adds to plain integers on an :class:`EndpointStats`; nothing is
+formatted or locked per message. :func:`add_metrics_route` (opt-in, needs the
+``prometheus-client`` package, extra ``metrics``) serves every endpoint's counters in
+Prometheus text format, reading them when scraped.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from .server.endpoint import Endpoint
+
+__all__ = ["EndpointStats", "add_metrics_route", "collector"]
+
+
+class EndpointStats:
+    """Cumulative counters of one endpoint (sessions by transport, traffic, trouble)."""
+
+    __slots__ = (
+        "opened",
+        "closed",
+        "messages_in",
+        "messages_out",
+        "bytes_in",
+        "bytes_out",
+        "slow_consumer_closes",
+        "slow_consumer_drops",
+        "session_timeouts",
+        "heartbeat_timeouts",
+        "handler_errors",
+        "refused",
+    )
+
+    def __init__(self) -> None:
+        self.opened: Counter[str] = Counter()  # by transport
+        self.closed: Counter[str] = Counter()  # by transport
+        self.messages_in = 0
+        self.messages_out = 0
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.slow_consumer_closes = 0
+        self.slow_consumer_drops = 0
+        self.session_timeouts = 0  # no receiver came back within disconnect_delay
+        self.heartbeat_timeouts = 0  # raw WebSocket pings that got no pong
+        self.handler_errors = 0
+        self.refused: Counter[str] = Counter()  # by reason: origin, auth, capacity
+
+
+_COUNTERS = (
+    ("messages_in", "Messages received from clients"),
+    ("messages_out", "Messages queued for clients"),
+    ("bytes_in", "Bytes of message payload received"),
+    ("bytes_out", "Bytes written to clients"),
+    ("slow_consumer_closes", "Sessions closed because the client did not keep up"),
+    ("slow_consumer_drops", "Messages dropped by the slow-consumer policy"),
+    ("session_timeouts", "Sessions closed because no receiving connection came back"),
+    ("heartbeat_timeouts", "Raw WebSocket connections closed for want of a pong"),
+    ("handler_errors", "Handler hooks that raised"),
+)
+
+
+def _families(endpoints: list[Endpoint]) -> Iterator[Any]:
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    active = GaugeMetricFamily(
+        "sockjs_sessions", "Sessions held now", labels=["endpoint", "transport", "state"]
+    )
+    opened = CounterMetricFamily(
+        "sockjs_sessions_opened", "Sessions opened", labels=["endpoint", "transport"]
+    )
+    closed = CounterMetricFamily(
+        "sockjs_sessions_closed", "Sessions closed", labels=["endpoint", "transport"]
+    )
+    refused = CounterMetricFamily(
+        "sockjs_requests_refused", "Requests refused", labels=["endpoint", "reason"]
+    )
+    plain = {
+        name: CounterMetricFamily(f"sockjs_{name}", text, labels=["endpoint"])
+        for name, text in _COUNTERS
+    }
+    for endpoint in endpoints:
+        label = endpoint.prefix or "/"
+        stats = endpoint.stats
+        held: Counter[tuple[str, str]] = Counter(
+            (session.info.transport, session.state.value) for session in endpoint.registry
+        )
+        for (transport, state), count in sorted(held.items()):
+            active.add_metric([label, transport, state], count)
+        for transport, count in sorted(stats.opened.items()):
+            opened.add_metric([label, transport], count)
+        for transport, count in sorted(stats.closed.items()):
+            closed.add_metric([label, transport], count)
+        for reason, count in sorted(stats.refused.items()):
+            refused.add_metric([label, reason], count)
+        for name, family in plain.items():
+            family.add_metric([label], getattr(stats, name))
+    yield active
+    yield opened
+    yield closed
+    yield refused
+    yield from plain.values()
+
+
+class _Collector:
+    def __init__(self, app: web.Application) -> None:
+        self._app = app
+
+    def collect(self) -> Iterator[Any]:
+        from .server.endpoint import ENDPOINTS
+
+        endpoints: list[Endpoint] = self._app.get(ENDPOINTS) or []
+        return _families(endpoints)
+
+
+def collector(app: web.Application) -> Any:
+    """A ``prometheus_client`` collector of every endpoint on ``app``, to register in a
+    registry of your own."""
+    return _Collector(app)
+
+
+def add_metrics_route(app: web.Application, path: str = "/metrics") -> None:
+    """Serve the counters of every endpoint on ``app`` at ``path`` (Prometheus text).
+
+    Raises:
+        ImportError: if ``prometheus-client`` is not installed (extra ``metrics``).
+    """
+    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Collector(app))
+
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(
+            body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
+
+    app.router.add_get(path, metrics)
