@@ -6,7 +6,8 @@ htmlfile, xhr-polling, jsonp-polling) carries it.
 """
 
 from .exceptions import BadPayload, LocalProtocolError, RemoteProtocolError, SockJSError
-from .handler import ConnectionInfo, Handler
+from .handler import ConnectionInfo, Handler, run_blocking
+from .metrics import add_metrics_route
 from .options import SockJSOptions
 from .protocol.state import SessionState
 from .server.endpoint import ENDPOINTS, Endpoint, add_endpoint
@@ -19,6 +20,8 @@ __all__ = [
     "Endpoint",
     "ENDPOINTS",
     "Handler",
+    "run_blocking",
+    "add_metrics_route",
     "Session",
     "SessionState",
     "ConnectionInfo",

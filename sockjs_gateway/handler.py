@@ -6,16 +6,36 @@ says which one opened it, for logging and auth decisions only.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import functools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, ParamSpec, Protocol, TypeVar
 
 from multidict import CIMultiDictProxy, MultiDictProxy
 
 if TYPE_CHECKING:
     from .server.session import Session
 
-__all__ = ["Handler", "ConnectionInfo"]
+__all__ = ["Handler", "ConnectionInfo", "run_blocking"]
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+async def run_blocking(func: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+    """Run blocking ``func(*args, **kwargs)`` in the loop's default executor (a thread pool)
+    and return its result, so a hook that must call blocking code (a database driver, a
+    file, CPU-heavy work) does not stall the event loop, heartbeats or other sessions.
+
+    Example::
+
+        async def on_message(self, session, message):
+            reply = await run_blocking(lookup_in_legacy_db, message)
+            session.send(reply)
+    """
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(None, functools.partial(func, *args, **kwargs))
 
 
 class Handler(Protocol):
