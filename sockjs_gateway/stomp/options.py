@@ -1,0 +1,85 @@
+"""Every knob of the STOMP layer, with its unit and default, in one frozen dataclass.
+
+Limits exist so that one client cannot grow the server's memory without bound; each one,
+when crossed, ends that client's connection with an ERROR frame whose ``message`` names
+the limit. The defaults follow Spring's STOMP support where it has one (64 KiB messages,
+10 s heart-beats on stompjs' side, a 3x heart-beat tolerance).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .. import __version__
+from .frames import VERSIONS, FrameLimits
+
+__all__ = ["StompOptions"]
+
+
+@dataclass(frozen=True, slots=True)
+class StompOptions:
+    """Settings of one STOMP broker and the connections it serves."""
+
+    #: Versions offered in negotiation (STOMP 1.2, "Protocol Negotiation").
+    versions: tuple[str, ...] = VERSIONS
+    #: The ``server`` header of CONNECTED.
+    server: str = f"sockjs_gateway/{__version__}"
+    #: Milliseconds between the server's heart-beats it offers (first number of the
+    #: CONNECTED ``heart-beat`` header); 0 offers none.
+    heartbeat_send_ms: int = 10_000
+    #: Milliseconds between client heart-beats the server asks for (second number); 0 asks
+    #: for none and never disconnects a silent client.
+    heartbeat_receive_ms: int = 10_000
+    #: A client is disconnected once it has been silent for this many negotiated intervals.
+    #: The spec asks for a margin; 3 is Spring's, and survives browsers that throttle timers
+    #: in background tabs and polling transports that batch a beat late.
+    heartbeat_tolerance: float = 3.0
+    #: Seconds a connection may stay open without a successful CONNECT.
+    connect_timeout: float = 30.0
+    #: Destinations routed to application handlers (``@broker.message_mapping``).
+    app_prefix: str = "/app/"
+    #: Bytes of one frame (command, headers and body).
+    max_frame_bytes: int = 64 * 1024
+    #: Header lines per frame.
+    max_headers: int = 64
+    #: Bytes of one header line.
+    max_header_bytes: int = 8 * 1024
+    #: Live subscriptions per connection.
+    max_subscriptions: int = 100
+    #: Unacknowledged messages per ``client``/``client-individual`` subscription. A queue
+    #: stops giving a full subscription messages (they wait for another consumer); a topic
+    #: subscription that overflows is ended with an ERROR (a slow consumer).
+    max_unacked: int = 1000
+    #: Messages waiting in one ``/queue/`` for a consumer; a SEND beyond it gets an ERROR.
+    max_queued: int = 10_000
+    #: Transactions open at once per connection.
+    max_transactions: int = 16
+    #: SEND/ACK/NACK frames held by one open transaction.
+    max_transaction_frames: int = 1000
+
+    def __post_init__(self) -> None:
+        if not self.versions or set(self.versions) - set(VERSIONS):
+            raise ValueError(f"versions must be a non-empty subset of {VERSIONS}")
+        if min(self.heartbeat_send_ms, self.heartbeat_receive_ms) < 0:
+            raise ValueError("heart-beat intervals cannot be negative")
+        if self.heartbeat_tolerance < 1 or self.connect_timeout <= 0:
+            raise ValueError("heartbeat_tolerance must be >= 1 and connect_timeout positive")
+        if not (self.app_prefix.startswith("/") and self.app_prefix.endswith("/")):
+            raise ValueError("app_prefix must start and end with '/'")
+        limits = (
+            self.max_frame_bytes,
+            self.max_headers,
+            self.max_header_bytes,
+            self.max_subscriptions,
+            self.max_unacked,
+            self.max_queued,
+            self.max_transactions,
+            self.max_transaction_frames,
+        )
+        if min(limits) < 1:
+            raise ValueError("every max_* limit must be at least 1")
+
+    @property
+    def frame_limits(self) -> FrameLimits:
+        """The codec's share of these settings."""
+        return FrameLimits(self.max_frame_bytes, self.max_headers, self.max_header_bytes)
