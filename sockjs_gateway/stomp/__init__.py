@@ -1,16 +1,37 @@
 """STOMP 1.2 (and 1.0, 1.1) over SockJS, for clients such as @stomp/stompjs.
 
-So far: the frame codec (:mod:`.frames`), the per-connection machine (:mod:`.protocol`)
-and the events it yields (:mod:`.events`). Settings: :mod:`.options`; errors: :mod:`.errors`.
+Mount it like any handler::
+
+    broker = Broker()
+
+    @broker.message_mapping("/echo")
+    def echo(message: AppMessage) -> None:
+        message.reply(message.body)
+
+    add_endpoint(app, StompHandler(broker), prefix="/stomp")
+
+The layers: :mod:`.frames` (codec), :mod:`.protocol` (one connection, sans I/O) and the
+:mod:`.events` it yields, :mod:`.broker` (destinations and acks) and the :mod:`.messages`
+it moves, :mod:`.app` (the SockJS glue). Settings: :mod:`.options`; errors: :mod:`.errors`.
 """
 
+from .app import DISCONNECT_CLOSE, ERROR_CLOSE, StompHandler
+from .broker import Authenticate, Authorize, Broker
 from .errors import FrameError, LimitExceeded, NotAuthorized, StompError
 from .events import Ack, ConnectRequest, Event, Nack, Send, Subscribe, Unsubscribe
 from .frames import Frame, FrameDecoder, FrameLimits, encode, encode_text
+from .messages import AppMessage, MessageHandler, Payload
 from .options import StompOptions
 from .protocol import ConnectionState, StompMachine
 
 __all__ = [
+    "StompHandler",
+    "Broker",
+    "AppMessage",
+    "Payload",
+    "Authenticate",
+    "Authorize",
+    "MessageHandler",
     "StompOptions",
     "StompMachine",
     "ConnectionState",
@@ -30,4 +51,6 @@ __all__ = [
     "FrameError",
     "LimitExceeded",
     "NotAuthorized",
+    "ERROR_CLOSE",
+    "DISCONNECT_CLOSE",
 ]

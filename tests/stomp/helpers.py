@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from sockjs_gateway.handler import ConnectionInfo
 from sockjs_gateway.stomp import (
+    Broker,
     Event,
     Frame,
     FrameDecoder,
@@ -61,3 +63,46 @@ class Peer:
     def tick(self, now: float) -> None:
         self.now = now
         self.machine.timer_fired(now)
+
+
+class BrokerPeer(Peer):
+    """A :class:`Peer` attached to a broker, handled the way ``StompHandler`` does it."""
+
+    def __init__(self, broker: Broker, info: ConnectionInfo | None = None) -> None:
+        super().__init__(broker.options)
+        self.broker = broker
+        self.client = broker.attach(self.machine, lambda: None, info)
+        self.inbox: list[Frame] = []
+
+    async def do(self, data: str) -> None:
+        """Feed ``data`` and let the broker handle every event."""
+        for event in self.send(data):
+            await self.broker.handle(self.client, event)
+
+    async def connect(self, **headers: str) -> Frame:
+        await self.do(wire("CONNECT", {"accept-version": "1.2", **headers}))
+        [answer] = self.take()
+        return answer
+
+    async def subscribe(self, destination: str, sub_id: str = "0", ack: str = "auto") -> None:
+        await self.do(wire("SUBSCRIBE", {"id": sub_id, "destination": destination, "ack": ack}))
+
+    async def publish(self, destination: str, body: str, **headers: str) -> None:
+        await self.do(wire("SEND", {"destination": destination, **headers}, body))
+
+    def take(self, command: str | None = None) -> list[Frame]:
+        """Frames received since the last call (of ``command`` only, if given)."""
+        self.inbox += self.frames()
+        taken: list[Frame] = []
+        kept: list[Frame] = []
+        for frame in self.inbox:
+            (taken if command is None or frame.command == command else kept).append(frame)
+        self.inbox = kept
+        return taken
+
+    def bodies(self) -> list[str]:
+        return [frame.text for frame in self.take("MESSAGE")]
+
+    def error(self) -> str | None:
+        errors = self.take("ERROR")
+        return errors[0].get("message") if errors else None

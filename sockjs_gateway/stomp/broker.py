@@ -1,0 +1,386 @@
+"""The in-process STOMP broker: destinations, subscriptions, acks, app handlers, hooks.
+
+Destinations, by prefix:
+
+* ``/topic/…``: every subscriber gets every message.
+* ``/queue/…``: each message goes to one subscriber, round-robin. A consumer in ``client``
+  or ``client-individual`` mode holds a message until it ACKs it; a NACK, an UNSUBSCRIBE
+  or a disconnect puts its unacknowledged messages back at the head of the queue, marked
+  ``redelivered:true``. Messages wait while nobody can take them (up to ``max_queued``).
+* ``/user/queue/…``: subscribed to like a queue, but filled only by the server
+  (:meth:`Broker.send_to_user`, :meth:`AppMessage.reply`): a message for a user reaches
+  every session of that user (a reply reaches only the sender's session).
+* the application prefix (``/app/`` by default): a SEND runs the handler registered with
+  :meth:`Broker.message_mapping`, as Spring's ``@MessageMapping`` does.
+
+Header values are only ever compared and copied, never evaluated (a SUBSCRIBE ``selector``
+is ignored; Spring's CVE-2018-1270 came from evaluating one).
+
+Seam for many nodes: topic traffic leaves through :attr:`Broker.topic_relay`, a
+``(destination, Payload)`` callable whose default, :meth:`Broker.deliver_topic`, fans out in
+this process. A backplane would publish there and call ``deliver_topic`` on every node.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from ..exceptions import LocalProtocolError
+from ..handler import ConnectionInfo
+from .errors import LimitExceeded, NotAuthorized, StompError
+from .events import Ack, ConnectRequest, Event, Nack, Send, Subscribe, Unsubscribe
+from .messages import RESERVED_HEADERS, AppMessage, Headers, MessageHandler, Payload
+from .options import StompOptions
+from .protocol import ConnectionState, StompMachine
+
+__all__ = ["Broker", "Client", "Subscription", "Authenticate", "Authorize"]
+
+log = logging.getLogger("sockjs_gateway.stomp")
+
+T = TypeVar("T")
+#: ``(request, info) -> user name`` (None refuses the connection); may be async.
+Authenticate = Callable[[ConnectRequest, ConnectionInfo | None], str | Awaitable[str | None] | None]
+#: ``(user, destination) -> allowed``; may be async.
+Authorize = Callable[[str | None, str], bool | Awaitable[bool]]
+_TOPIC, _QUEUE, _USER = "/topic/", "/queue/", "/user/queue/"
+
+
+@dataclass(eq=False, slots=True)
+class Subscription:
+    """One SUBSCRIBE of one client, with the messages it has not acknowledged yet."""
+
+    client: Client
+    id: str
+    destination: str
+    ack: str
+    unacked: dict[str, tuple[str, Payload]] = field(default_factory=dict)
+
+    @property
+    def live(self) -> bool:
+        """Whether its connection can still receive MESSAGE frames."""
+        return self.client.machine.state is ConnectionState.CONNECTED
+
+
+@dataclass(eq=False, slots=True)
+class Client:
+    """One STOMP connection as the broker sees it; ``notify`` flushes its machine."""
+
+    machine: StompMachine
+    notify: Callable[[], None]
+    info: ConnectionInfo | None = None
+    user: str | None = None
+    subscriptions: dict[str, Subscription] = field(default_factory=dict)
+    ack_index: dict[str, Subscription] = field(default_factory=dict)  # ack id -> subscription
+
+
+@dataclass(eq=False, slots=True)
+class _Queue:
+    pending: deque[Payload] = field(default_factory=deque)
+    consumers: list[Subscription] = field(default_factory=list)
+    turn: int = 0
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+async def _resolve(value: T | Awaitable[T]) -> T:
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+class Broker:
+    """Routes STOMP traffic between the connections of one endpoint (or many)."""
+
+    def __init__(
+        self,
+        options: StompOptions | None = None,
+        *,
+        authenticate: Authenticate | None = None,
+        authorize_subscribe: Authorize | None = None,
+        authorize_send: Authorize | None = None,
+    ) -> None:
+        self.options = options or StompOptions()
+        self.authenticate = authenticate
+        self.authorize_subscribe = authorize_subscribe
+        self.authorize_send = authorize_send
+        #: Where topic messages go; see the module docstring.
+        self.topic_relay: Callable[[str, Payload], object] = self.deliver_topic
+        self._mappings: dict[str, MessageHandler] = {}
+        self._clients: dict[Client, None] = {}
+        self._subscribers: dict[str, list[Subscription]] = {}  # topics and user queues
+        self._queues: dict[str, _Queue] = {}
+        self._ids = itertools.count(1)
+
+    # -- application API ---------------------------------------------------------------
+
+    def message_mapping(self, destination: str) -> Callable[[MessageHandler], MessageHandler]:
+        """Decorator: run the function for every SEND to ``app_prefix + destination``."""
+        key = destination.strip("/")
+        if not key or key in self._mappings:
+            raise ValueError(f"invalid or duplicate mapping {destination!r}")
+
+        def register(handler: MessageHandler) -> MessageHandler:
+            self._mappings[key] = handler
+            return handler
+
+        return register
+
+    def publish(self, destination: str, body: str | bytes, headers: Headers = ()) -> None:
+        """Send to a ``/topic/`` or ``/queue/`` destination from the server side."""
+        payload = Payload.make(body, headers)
+        if destination.startswith(_TOPIC):
+            self.topic_relay(destination, payload)
+        elif destination.startswith(_QUEUE):
+            self._enqueue(destination, payload)
+        else:
+            raise LocalProtocolError(
+                f"publish() needs a /topic/ or /queue/ destination, not {destination!r}"
+            )
+
+    def send_to_user(
+        self, user: str, destination: str, body: str | bytes, headers: Headers = ()
+    ) -> int:
+        """Send to every session of ``user`` subscribed to ``/user/queue/<name>`` (given as
+        that or as ``/queue/<name>``). Returns how many subscriptions got it."""
+        if destination.startswith(_QUEUE):
+            destination = "/user" + destination
+        subs = [s for s in self._subscribers.get(destination, ()) if s.client.user == user]
+        return self._fan_out(subs, destination, Payload.make(body, headers))
+
+    def send_to_client(
+        self, client: Client, destination: str, body: str | bytes, headers: Headers = ()
+    ) -> int:
+        """Send to ``client``'s own subscriptions on ``destination`` (of any kind).
+        Returns how many subscriptions got it."""
+        subs = [s for s in client.subscriptions.values() if s.destination == destination]
+        return self._fan_out(subs, destination, Payload.make(body, headers))
+
+    def deliver_topic(self, destination: str, payload: Payload) -> int:
+        """Give ``payload`` to every local subscriber of topic ``destination``."""
+        return self._fan_out(list(self._subscribers.get(destination, ())), destination, payload)
+
+    @property
+    def clients(self) -> int:
+        """Connections currently attached."""
+        return len(self._clients)
+
+    # -- connections -------------------------------------------------------------------
+
+    def attach(
+        self, machine: StompMachine, notify: Callable[[], None], info: ConnectionInfo | None = None
+    ) -> Client:
+        """A new connection; ``notify`` is called whenever its machine has output."""
+        client = Client(machine, notify, info)
+        self._clients[client] = None
+        return client
+
+    def detach(self, client: Client) -> None:
+        """The connection ended: drop its subscriptions and requeue what it left unacked."""
+        if client not in self._clients:
+            return
+        del self._clients[client]
+        for sub in list(client.subscriptions.values()):
+            self._drop(sub)
+
+    async def handle(self, client: Client, event: Event) -> None:
+        """Handle one event of ``client``'s machine, then RECEIPT or ERROR it."""
+        machine = client.machine
+        try:
+            match event:
+                case ConnectRequest():
+                    await self._connect(client, event)
+                case Subscribe():
+                    await self._subscribe(client, event)
+                case Unsubscribe():
+                    self._drop(self._subscription(client, event.id))
+                case Send():
+                    await self._send(client, event)
+                case Ack() | Nack():
+                    self._ack(client, event)
+        except StompError as error:
+            machine.fail(event, error)
+        except Exception:
+            log.exception("STOMP handler failed in session %r", machine.session_id)
+            machine.fail(event, StompError("internal server error"))
+        else:
+            machine.complete(event)
+        if machine.closed:
+            self.detach(client)
+        client.notify()
+
+    # -- events ------------------------------------------------------------------------
+
+    async def _connect(self, client: Client, event: ConnectRequest) -> None:
+        user = None
+        if self.authenticate is not None:
+            user = await _resolve(self.authenticate(event, client.info))
+            if user is None:
+                raise NotAuthorized("authentication failed")
+        client.user = user
+        client.machine.accept(user)
+
+    async def _subscribe(self, client: Client, event: Subscribe) -> None:
+        destination = event.destination
+        if event.id in client.subscriptions:
+            raise StompError(f"subscription id {_clip(event.id)!r} is already in use")
+        if len(client.subscriptions) >= self.options.max_subscriptions:
+            raise LimitExceeded(f"too many subscriptions (limit {self.options.max_subscriptions})")
+        if not destination.startswith((_TOPIC, _QUEUE, _USER)):
+            raise StompError(
+                f"cannot subscribe to {_clip(destination)!r}: use /topic/, /queue/ or /user/queue/"
+            )
+        await self._authorize(self.authorize_subscribe, client, destination, "subscribe to")
+        sub = Subscription(client, event.id, destination, event.ack)
+        client.subscriptions[event.id] = sub
+        if destination.startswith(_QUEUE):
+            queue = self._queues.setdefault(destination, _Queue())
+            queue.consumers.append(sub)
+            self._pump(destination, queue)
+        else:
+            self._subscribers.setdefault(destination, []).append(sub)
+
+    def _subscription(self, client: Client, sub_id: str) -> Subscription:
+        sub = client.subscriptions.get(sub_id)
+        if sub is None:
+            raise StompError(f"no subscription with id {_clip(sub_id)!r}")
+        return sub
+
+    async def _send(self, client: Client, event: Send) -> None:
+        destination, frame = event.destination, event.frame
+        prefix = self.options.app_prefix
+        if not destination.startswith((_TOPIC, _QUEUE, prefix)):
+            raise StompError(
+                f"cannot send to {_clip(destination)!r}: use /topic/, /queue/ or {prefix}"
+            )
+        await self._authorize(self.authorize_send, client, destination, "send to")
+        payload = Payload(
+            tuple((k, v) for k, v in frame.headers if k not in RESERVED_HEADERS), frame.body
+        )
+        if destination.startswith(_TOPIC):
+            self.topic_relay(destination, payload)
+        elif destination.startswith(_QUEUE):
+            self._enqueue(destination, payload)
+        else:
+            handler = self._mappings.get(destination[len(prefix) :].strip("/"))
+            if handler is None:
+                raise StompError(f"no application handler for {_clip(destination)!r}")
+            await _resolve(handler(AppMessage(self, client, destination, payload)))
+
+    def _ack(self, client: Client, event: Ack | Nack) -> None:
+        sub = client.ack_index.get(event.id)
+        if sub is None or event.id not in sub.unacked:
+            return  # already acknowledged (cumulatively) or never ours: nothing to do
+        if sub.ack == "client":  # cumulative: everything up to and including this one
+            ids = [*itertools.takewhile(lambda i: i != event.id, sub.unacked), event.id]
+        else:
+            ids = [event.id]
+        settled = [(i, sub.unacked.pop(i)) for i in ids]
+        for ack_id, _ in settled:
+            client.ack_index.pop(ack_id, None)
+        queue = self._queues.get(sub.destination)
+        if queue is not None:
+            if isinstance(event, Nack):
+                self._requeue(queue, [delivery for _, delivery in settled])
+            self._pump(sub.destination, queue)
+
+    async def _authorize(
+        self, hook: Authorize | None, client: Client, destination: str, verb: str
+    ) -> None:
+        if hook is not None and not await _resolve(hook(client.user, destination)):
+            raise NotAuthorized(f"not authorized to {verb} {_clip(destination)}")
+
+    # -- delivery ----------------------------------------------------------------------
+
+    def _full(self, sub: Subscription) -> bool:
+        return sub.ack != "auto" and len(sub.unacked) >= self.options.max_unacked
+
+    def _fan_out(self, subs: list[Subscription], destination: str, payload: Payload) -> int:
+        count = 0
+        for sub in subs:
+            if not sub.live:
+                continue
+            if self._full(sub):  # a consumer that stopped acking: end it
+                limit = self.options.max_unacked
+                sub.client.machine.fail_with(
+                    LimitExceeded(
+                        f"too many unacknowledged messages on subscription {_clip(sub.id)!r}"
+                        f" (limit {limit})"
+                    )
+                )
+                self.detach(sub.client)
+                sub.client.notify()
+                continue
+            self._deliver(sub, destination, payload)
+            count += 1
+        return count
+
+    def _deliver(self, sub: Subscription, destination: str, payload: Payload) -> None:
+        message_id = str(next(self._ids))
+        client = sub.client
+        ack = None
+        if sub.ack != "auto":
+            ack = message_id
+            sub.unacked[message_id] = (destination, payload)
+            client.ack_index[message_id] = sub
+        machine = client.machine
+        machine.message(sub.id, destination, message_id, payload.headers, payload.body, ack=ack)
+        client.notify()
+
+    def _enqueue(self, destination: str, payload: Payload) -> None:
+        queue = self._queues.setdefault(destination, _Queue())
+        if len(queue.pending) >= self.options.max_queued:
+            raise LimitExceeded(
+                f"queue {_clip(destination)} is full (limit {self.options.max_queued})"
+            )
+        queue.pending.append(payload)
+        self._pump(destination, queue)
+
+    def _pump(self, destination: str, queue: _Queue) -> None:
+        """Give waiting messages to consumers, round-robin, skipping full ones."""
+        while queue.pending and queue.consumers:
+            consumers = queue.consumers
+            for step in range(len(consumers)):
+                index = (queue.turn + step) % len(consumers)
+                if consumers[index].live and not self._full(consumers[index]):
+                    break
+            else:
+                return  # every consumer is full: the messages wait
+            queue.turn = index + 1
+            self._deliver(consumers[index], destination, queue.pending.popleft())
+        if not queue.pending and not queue.consumers:
+            del self._queues[destination]
+
+    def _requeue(self, queue: _Queue, deliveries: list[tuple[str, Payload]]) -> None:
+        for _, payload in reversed(deliveries):
+            headers = tuple(h for h in payload.headers if h[0] != "redelivered")
+            queue.pending.appendleft(Payload((*headers, ("redelivered", "true")), payload.body))
+
+    def _drop(self, sub: Subscription) -> None:
+        client = sub.client
+        client.subscriptions.pop(sub.id, None)
+        for ack_id in sub.unacked:
+            client.ack_index.pop(ack_id, None)
+        queue = self._queues.get(sub.destination)
+        if queue is not None:
+            if sub in queue.consumers:
+                index = queue.consumers.index(sub)
+                queue.consumers.remove(sub)
+                if index < queue.turn:
+                    queue.turn -= 1
+            self._requeue(queue, list(sub.unacked.values()))
+            sub.unacked.clear()
+            self._pump(sub.destination, queue)
+        else:
+            subs = self._subscribers.get(sub.destination, [])
+            if sub in subs:
+                subs.remove(sub)
+            if not subs:
+                self._subscribers.pop(sub.destination, None)
