@@ -1,8 +1,9 @@
-"""The demo served by ``python -m sockjs_gateway serve``: a chat room on ``/chat``.
+"""The demo served by ``python -m sockjs_gateway serve``: a chat room on ``/chat``, and a
+STOMP playground (``/stomp.html``, @stomp/stompjs over SockJS) on ``/stomp``.
 
-The page (``static/index.html``) and sockjs-client come from this server, never a CDN:
-sockjs-client is read from the npm package that ``make install`` puts in
-``node_modules/`` (or from the file named by ``SOCKJS_CLIENT_JS``).
+The pages (``static/``), sockjs-client and @stomp/stompjs come from this server, never a
+CDN: they are read from the npm packages that ``make install`` puts in ``node_modules/``
+(or from the files named by ``SOCKJS_CLIENT_JS`` and ``STOMPJS_JS``).
 """
 
 from __future__ import annotations
@@ -15,20 +16,31 @@ from aiohttp import web
 from .options import SockJSOptions
 from .server.endpoint import add_endpoint
 from .server.session import Session
+from .stomp import StompHandler
 
-__all__ = ["ChatHandler", "make_app", "STATIC_DIR", "sockjs_client_path"]
+__all__ = ["ChatHandler", "make_app", "STATIC_DIR", "sockjs_client_path", "stompjs_path"]
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 _CLIENT_URL = "/static/sockjs.min.js"
+_STOMPJS_URL = "/static/stomp.umd.min.js"
+
+
+def _npm_file(env: str, *parts: str) -> Path | None:
+    explicit = os.environ.get(env)
+    candidates = [Path(explicit)] if explicit else []
+    for base in (Path.cwd(), STATIC_DIR.parent):
+        candidates.append(base.joinpath("node_modules", *parts))
+    return next((path for path in candidates if path.is_file()), None)
 
 
 def sockjs_client_path() -> Path | None:
     """Where the sockjs-client bundle is on this machine, if anywhere."""
-    explicit = os.environ.get("SOCKJS_CLIENT_JS")
-    candidates = [Path(explicit)] if explicit else []
-    for base in (Path.cwd(), STATIC_DIR.parent):
-        candidates.append(base / "node_modules" / "sockjs-client" / "dist" / "sockjs.min.js")
-    return next((path for path in candidates if path.is_file()), None)
+    return _npm_file("SOCKJS_CLIENT_JS", "sockjs-client", "dist", "sockjs.min.js")
+
+
+def stompjs_path() -> Path | None:
+    """Where the @stomp/stompjs UMD bundle is on this machine, if anywhere."""
+    return _npm_file("STOMPJS_JS", "@stomp", "stompjs", "bundles", "stomp.umd.min.js")
 
 
 class ChatHandler:
@@ -48,10 +60,14 @@ async def _index(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(STATIC_DIR / "index.html")
 
 
+async def _stomp_page(request: web.Request) -> web.StreamResponse:
+    return web.FileResponse(STATIC_DIR / "stomp.html")
+
+
 async def _client(request: web.Request) -> web.StreamResponse:
-    path = sockjs_client_path()
+    path = sockjs_client_path() if request.path == _CLIENT_URL else stompjs_path()
     if path is None:
-        return web.Response(status=404, text="sockjs-client is not installed: run make install")
+        return web.Response(status=404, text=f"{request.path} is missing: run make install")
     return web.FileResponse(path, headers={"Content-Type": "application/javascript"})
 
 
@@ -59,6 +75,10 @@ def make_app() -> web.Application:
     """The demo application."""
     app = web.Application()
     app.router.add_get("/", _index)
+    app.router.add_get("/stomp.html", _stomp_page)
     app.router.add_get(_CLIENT_URL, _client)
-    add_endpoint(app, ChatHandler(), prefix="/chat", options=SockJSOptions(sockjs_url=_CLIENT_URL))
+    app.router.add_get(_STOMPJS_URL, _client)
+    options = SockJSOptions(sockjs_url=_CLIENT_URL)
+    add_endpoint(app, ChatHandler(), prefix="/chat", options=options)
+    add_endpoint(app, StompHandler(), prefix="/stomp", options=options)
     return app

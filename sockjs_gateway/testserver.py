@@ -3,7 +3,8 @@
 As in sockjs-node's test server: ``/echo`` (echo, streaming responses recycled at
 ``response_limit``), ``/close`` (closes every session with 3000 "Go away!" as it opens),
 ``/disabled_websocket_echo``, ``/cookie_needed_echo``, and ``/broadcast`` (every message
-to every session). Each also answers on its raw ``/websocket`` route.
+to every session). Each also answers on its raw ``/websocket`` route. ``/stomp`` serves
+STOMP (see :func:`make_stomp_broker`) for the STOMP client tests.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from aiohttp import web
 from .options import SockJSOptions
 from .server.endpoint import add_endpoint
 from .server.session import Session
+from .stomp import AppMessage, Broker, StompHandler, StompOptions
 
-__all__ = ["EchoHandler", "CloseHandler", "BroadcastHandler", "make_app"]
+__all__ = ["EchoHandler", "CloseHandler", "BroadcastHandler", "make_app", "make_stomp_broker"]
 
 
 class EchoHandler:
@@ -46,6 +48,22 @@ class BroadcastHandler(EchoHandler):
         session.endpoint.broadcast(message)
 
 
+def make_stomp_broker(options: StompOptions | None = None) -> Broker:
+    """A broker with ``/app/echo`` (replies to the sender on ``/user/queue/echo``) and
+    ``/app/shout`` (publishes the body, upper-cased, to ``/topic/shout``)."""
+    broker = Broker(options)
+
+    @broker.message_mapping("/echo")
+    def echo(message: AppMessage) -> None:
+        message.reply(message.body, headers=message.headers)
+
+    @broker.message_mapping("/shout")
+    def shout(message: AppMessage) -> None:
+        message.publish("/topic/shout", message.text.upper())
+
+    return broker
+
+
 def make_app(
     *, response_limit: int = 4096, options: SockJSOptions | None = None
 ) -> web.Application:
@@ -65,4 +83,5 @@ def make_app(
         app, EchoHandler(), prefix="/cookie_needed_echo", options=replace(base, cookie_needed=True)
     )
     add_endpoint(app, BroadcastHandler(), prefix="/broadcast", options=base)
+    add_endpoint(app, StompHandler(make_stomp_broker()), prefix="/stomp", options=base)
     return app
