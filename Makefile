@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8080
 
-.PHONY: install demo test lint types clean
+.PHONY: install demo test lint types clean bench
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,12 @@ lint: install
 
 types: install
 	$(VENV)/bin/mypy
+
+# Side by side with the peers (installed into bench/.peers/); prints and writes
+# bench/results/latest.md. QUICK=1: a 2-3 minute smoke run. PROFILE=1: py-spy the gateway.
+# BENCH_ARGS: more options (python -m bench --help), e.g. BENCH_ARGS="--gateway-ref HEAD".
+bench: install
+	$(PY) -m bench $(if $(QUICK),--quick) $(if $(PROFILE),--profile) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis artifacts
