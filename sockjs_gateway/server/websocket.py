@@ -74,9 +74,7 @@ class WebSocketReceiver:
 
     __slots__ = ("_ws", "_session", "_task", "_transport", "_aborted")
 
-    def __init__(
-        self, ws: _Socket, session: Session, transport: asyncio.Transport | None
-    ) -> None:
+    def __init__(self, ws: _Socket, session: Session, transport: asyncio.Transport | None) -> None:
         self._ws = ws
         self._session = session
         self._task: asyncio.Task[None] | None = None
