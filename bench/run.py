@@ -84,6 +84,8 @@ QUICK = Settings(
     broadcast_sessions=(1000, 2000),
     idle_ws=2000,
     idle_xhr=500,
+    quiet_wait=5.0,
+    retries=0,
 )
 
 
