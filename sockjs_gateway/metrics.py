@@ -1,9 +1,10 @@
-"""Counters of one endpoint, and their Prometheus exposition.
+"""Counters of one endpoint and of a backplane, and their Prometheus exposition.
 
-The hot path only adds to plain integers on an :class:`EndpointStats`; nothing is
-formatted or locked per message. :func:`add_metrics_route` (opt-in, needs the
-``prometheus-client`` package, extra ``metrics``) serves every endpoint's counters in
-Prometheus text format, reading them when scraped.
+The hot path only adds to plain integers on an :class:`EndpointStats` or
+:class:`BackplaneStats`; nothing is formatted or locked per message.
+:func:`add_metrics_route` (opt-in, needs the ``prometheus-client`` package, extra
+``metrics``) serves every endpoint's counters in Prometheus text format, reading them when
+scraped, plus the state and counters of every backplane an endpoint uses.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 if TYPE_CHECKING:
+    from .backplane.base import Backplane
     from .server.endpoint import Endpoint
 
-__all__ = ["EndpointStats", "add_metrics_route", "collector"]
+__all__ = ["EndpointStats", "BackplaneStats", "add_metrics_route", "collector"]
 
 
 class EndpointStats:
@@ -51,6 +53,22 @@ class EndpointStats:
         self.heartbeat_timeouts = 0  # raw WebSocket pings that got no pong
         self.handler_errors = 0
         self.refused: Counter[str] = Counter()  # by reason: origin, auth, capacity
+
+
+class BackplaneStats:
+    """Cumulative counters of one backplane (one node's link to the others)."""
+
+    __slots__ = ("published", "received", "dropped", "delivery_errors", "reconnects", "failures")
+
+    def __init__(self) -> None:
+        self.published = 0  # messages handed to the bus for the other nodes
+        self.received = 0  # messages from other nodes (this node's own echoes not counted)
+        #: Messages that never reached the bus, by reason: "overflow" (the outgoing buffer
+        #: was full), "in-flight" (lost with a broken connection), "closed".
+        self.dropped: Counter[str] = Counter()
+        self.delivery_errors = 0  # local subscriber callbacks that raised
+        self.reconnects = 0  # connections made again after one was lost
+        self.failures = 0  # connection attempts that failed, and connections that broke
 
 
 _COUNTERS = (
@@ -105,6 +123,51 @@ def _families(endpoints: list[Endpoint]) -> Iterator[Any]:
     yield opened
     yield closed
     yield refused
+    yield from plain.values()
+    backplanes = {id(e.backplane): e.backplane for e in endpoints if e.backplane is not None}
+    if backplanes:
+        yield from _backplane_families(list(backplanes.values()))
+
+
+_BACKPLANE_COUNTERS = (
+    ("published", "Messages handed to the backplane for the other nodes"),
+    ("received", "Messages received from other nodes"),
+    ("delivery_errors", "Backplane subscriber callbacks that raised"),
+    ("reconnects", "Backplane connections made again after one was lost"),
+    ("failures", "Backplane connection attempts that failed or connections that broke"),
+)
+
+
+def _backplane_families(backplanes: list[Backplane]) -> Iterator[Any]:
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    labels = ["node", "backend"]
+    up = GaugeMetricFamily(
+        "sockjs_backplane_up", "1 while the node is connected to the other nodes", labels=labels
+    )
+    pending = GaugeMetricFamily(
+        "sockjs_backplane_pending", "Messages waiting to be sent to the backplane", labels=labels
+    )
+    dropped = CounterMetricFamily(
+        "sockjs_backplane_dropped",
+        "Messages that never reached the backplane",
+        labels=[*labels, "reason"],
+    )
+    plain = {
+        name: CounterMetricFamily(f"sockjs_backplane_{name}", text, labels=labels)
+        for name, text in _BACKPLANE_COUNTERS
+    }
+    for backplane in backplanes:
+        label = [backplane.node_id, backplane.backend]
+        up.add_metric(label, 1 if backplane.up else 0)
+        pending.add_metric(label, backplane.pending)
+        for reason, count in sorted(backplane.stats.dropped.items()):
+            dropped.add_metric([*label, reason], count)
+        for name, family in plain.items():
+            family.add_metric(label, getattr(backplane.stats, name))
+    yield up
+    yield pending
+    yield dropped
     yield from plain.values()
 
 

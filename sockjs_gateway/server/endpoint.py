@@ -4,6 +4,11 @@ An app may hold any number of endpoints; each has its own options and its own
 :class:`SessionRegistry`, kept on the :class:`Endpoint` (never module-global). Endpoints
 are listed under :data:`ENDPOINTS` in the app, and an ``on_shutdown`` hook closes every
 session with 1001 "Going away" when the app stops.
+
+With a backplane (``add_endpoint(..., backplane=...)``), ``broadcast`` reaches the open
+sessions of this endpoint on every node of the cluster, each once: the endpoint subscribes
+to the channel ``sockjs:<prefix>`` and its own sessions get the message synchronously
+inside ``publish`` (see :mod:`sockjs_gateway.backplane.base`).
 """
 
 from __future__ import annotations
@@ -14,6 +19,9 @@ from typing import Any
 from aiohttp import web
 from multidict import CIMultiDictProxy, MultiDict, MultiDictProxy
 
+from ..backplane.base import Backplane
+from ..backplane.channel import Channel
+from ..backplane.lifecycle import run_with_app
 from ..handler import ConnectionInfo, Handler
 from ..options import SockJSOptions
 from ..protocol import replies
@@ -44,7 +52,13 @@ _NOSNIFF: replies.Headers = [("X-Content-Type-Options", "nosniff")]
 class Endpoint:
     """One mounted SockJS endpoint: its options, its sessions, and ``broadcast``."""
 
-    def __init__(self, handler: Handler, prefix: str, options: SockJSOptions) -> None:
+    def __init__(
+        self,
+        handler: Handler,
+        prefix: str,
+        options: SockJSOptions,
+        backplane: Backplane | None = None,
+    ) -> None:
         self.handler = handler
         self.prefix = prefix
         self.options = options
@@ -54,14 +68,33 @@ class Endpoint:
         #: Which page origins may use the endpoint.
         self.origins = OriginPolicy(options.allowed_origins)
         self._iframe_page, self._iframe_etag = replies.iframe_page(options.sockjs_url)
+        #: The bus to the other nodes, if any (see :meth:`use_backplane`).
+        self.backplane: Backplane | None = None
+        self._channel: Channel | None = None
+        if backplane is not None:
+            self.use_backplane(backplane)
 
     def broadcast(self, message: str) -> int:
-        """Send ``message`` to every open session of this endpoint, encoding it once.
+        """Send ``message`` to every open session of this endpoint, encoding it once; with a
+        backplane, to those on every node too. Never waits.
 
         Returns:
-            The number of sessions it was queued for.
+            The number of sessions of *this node* it was queued for.
         """
-        return self.registry.broadcast(message)
+        if self._channel is None:
+            return self.registry.broadcast(message)
+        return self._channel.publish(message.encode("utf-8", "surrogatepass"))
+
+    def use_backplane(self, backplane: Backplane) -> None:
+        """Broadcast through ``backplane`` from now on (the caller starts and closes it;
+        ``add_endpoint`` ties it to the app)."""
+        if self._channel is not None:
+            self._channel.close()
+        self.backplane = backplane
+        self._channel = Channel(backplane, f"sockjs:{self.prefix or '/'}", self._receive)
+
+    def _receive(self, payload: bytes) -> int:
+        return self.registry.broadcast(payload.decode("utf-8", "surrogatepass"))
 
     @property
     def session_count(self) -> int:
@@ -279,6 +312,7 @@ def add_endpoint(
     *,
     prefix: str = "/sockjs",
     options: SockJSOptions | None = None,
+    backplane: Backplane | None = None,
 ) -> Endpoint:
     """Mount a SockJS endpoint for ``handler`` at ``prefix`` on ``app``.
 
@@ -289,6 +323,9 @@ def add_endpoint(
         prefix: the URL prefix, e.g. ``"/echo"`` (sockjs-client connects to
             ``http://host/echo``); no trailing slash.
         options: the endpoint's settings; :class:`SockJSOptions` defaults otherwise.
+        backplane: makes ``broadcast`` reach this endpoint's sessions on every node (e.g. a
+            :class:`~sockjs_gateway.backplane.RedisBackplane`); it starts and closes with
+            ``app``. Without one, ``broadcast`` stays in this process.
 
     Returns:
         The :class:`Endpoint`, for ``broadcast`` and inspection.
@@ -296,8 +333,10 @@ def add_endpoint(
     prefix = prefix.rstrip("/")
     if prefix and not prefix.startswith("/"):
         raise ValueError("prefix must start with '/'")
-    endpoint = Endpoint(handler, prefix, options or SockJSOptions())
+    endpoint = Endpoint(handler, prefix, options or SockJSOptions(), backplane)
     endpoint.add_routes(app.router)
+    if backplane is not None:
+        run_with_app(app, backplane)
     if ENDPOINTS not in app:
         app[ENDPOINTS] = []
         app.on_shutdown.append(_shutdown)
