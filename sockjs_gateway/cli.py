@@ -1,6 +1,8 @@
 """Command line: ``python -m sockjs_gateway serve|testserver``.
 
-Both bind 127.0.0.1 unless ``--host`` says otherwise.
+Both bind 127.0.0.1 unless ``--host`` says otherwise. ``--redis URL`` makes the process
+one node of a cluster: every endpoint's broadcast and every STOMP broker's topics cross
+nodes through a :class:`~sockjs_gateway.backplane.RedisBackplane` (extra ``redis``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Callable, Sequence
 
 from aiohttp import web
 
+from .backplane.base import Backplane
 from .server.hixie76 import LegacyWebSocketRunner
 
 __all__ = ["main", "load_factory"]
@@ -38,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--app", help="module:factory returning an aiohttp Application")
+    serve.add_argument("--redis", metavar="URL", help=_REDIS_HELP)
     test = sub.add_parser("testserver", help="the endpoints the SockJS protocol suite expects")
     test.add_argument("--host", default="127.0.0.1")
     test.add_argument("--port", type=int, default=8081)
@@ -47,7 +51,21 @@ def _parser() -> argparse.ArgumentParser:
         default=4096,
         help="streaming response recycle size in bytes (default 4096)",
     )
+    test.add_argument("--redis", metavar="URL", help=_REDIS_HELP)
     return parser
+
+
+_REDIS_HELP = "join the nodes sharing this Redis, e.g. redis://127.0.0.1:6379 (extra: redis)"
+
+
+def _backplane(url: str) -> Backplane:
+    try:
+        from .backplane.redis import RedisBackplane
+    except ImportError:
+        raise SystemExit(
+            "--redis needs the redis extra: pip install 'sockjs-gateway[redis]'"
+        ) from None
+    return RedisBackplane(url)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -64,6 +82,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .demo import make_app as make_demo
 
         app = make_demo()
+    if args.redis:
+        from .backplane.app import use_backplane
+
+        use_backplane(app, _backplane(args.redis))
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(app, args.host, args.port))
     return 0

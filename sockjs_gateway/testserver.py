@@ -4,7 +4,8 @@ As in sockjs-node's test server: ``/echo`` (echo, streaming responses recycled a
 ``response_limit``), ``/close`` (closes every session with 3000 "Go away!" as it opens),
 ``/disabled_websocket_echo``, ``/cookie_needed_echo``, and ``/broadcast`` (every message
 to every session). Each also answers on its raw ``/websocket`` route. ``/stomp`` serves
-STOMP (see :func:`make_stomp_broker`) for the STOMP client tests.
+STOMP (see :func:`make_stomp_broker`) for the STOMP client tests. With a backplane
+(``testserver --redis URL``), ``/broadcast`` and ``/stomp`` topics span every node.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import replace
 
 from aiohttp import web
 
+from .backplane.base import Backplane
 from .options import SockJSOptions
 from .server.endpoint import add_endpoint
 from .server.session import Session
@@ -65,9 +67,13 @@ def make_stomp_broker(options: StompOptions | None = None) -> Broker:
 
 
 def make_app(
-    *, response_limit: int = 4096, options: SockJSOptions | None = None
+    *,
+    response_limit: int = 4096,
+    options: SockJSOptions | None = None,
+    backplane: Backplane | None = None,
 ) -> web.Application:
-    """The test application. ``options`` (if given) is the base for every endpoint."""
+    """The test application. ``options`` (if given) is the base for every endpoint;
+    ``backplane`` (if given) carries broadcasts and STOMP topics to other nodes."""
     # The protocol suite and the client tests call from any origin.
     base = replace(options or SockJSOptions(allowed_origins=("*",)), response_limit=response_limit)
     app = web.Application()
@@ -84,4 +90,8 @@ def make_app(
     )
     add_endpoint(app, BroadcastHandler(), prefix="/broadcast", options=base)
     add_endpoint(app, StompHandler(make_stomp_broker()), prefix="/stomp", options=base)
+    if backplane is not None:
+        from .backplane.app import use_backplane
+
+        use_backplane(app, backplane)
     return app

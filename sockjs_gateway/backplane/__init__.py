@@ -7,8 +7,9 @@ delivered exactly once per subscriber (see :mod:`.base` for the contract, :mod:`
 for how Redis keeps it and what happens during an outage). STOMP ``/queue/`` stays
 node-local (:mod:`.bridge` says why).
 
-``RedisBackplane`` needs the ``redis`` extra; it is imported on first use, so this
-package imports without it.
+``RedisBackplane`` needs the ``redis`` extra, and ``BrokerBridge`` / ``use_backplane``
+import the STOMP and server packages, which import this one: all three are imported on
+first use, so this package imports without the extra and without a cycle.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from .lifecycle import BACKPLANES, run_with_app
 from .memory import MemoryBackplane, MemoryHub
 
 if TYPE_CHECKING:
+    from .app import use_backplane
+    from .bridge import BrokerBridge
     from .redis import RedisBackplane
 
 __all__ = [
@@ -34,12 +37,14 @@ __all__ = [
     "MemoryHub",
     "RedisBackplane",
     "Channel",
+    "BrokerBridge",
+    "use_backplane",
     "run_with_app",
     "BACKPLANES",
 ]
 
 
-_LAZY = {"RedisBackplane": ".redis"}
+_LAZY = {"RedisBackplane": ".redis", "BrokerBridge": ".bridge", "use_backplane": ".app"}
 
 
 def __getattr__(name: str) -> Any:

@@ -16,9 +16,13 @@ Destinations, by prefix:
 Header values are only ever compared and copied, never evaluated (a SUBSCRIBE ``selector``
 is ignored; Spring's CVE-2018-1270 came from evaluating one).
 
-Seam for many nodes: topic traffic leaves through :attr:`Broker.topic_relay`, a
+Seams for many nodes: topic traffic leaves through :attr:`Broker.topic_relay`, a
 ``(destination, Payload)`` callable whose default, :meth:`Broker.deliver_topic`, fans out in
-this process. A backplane would publish there and call ``deliver_topic`` on every node.
+this process, and messages for a user through :attr:`Broker.user_relay` (default
+:meth:`Broker.deliver_user`). :class:`sockjs_gateway.backplane.BrokerBridge` replaces both
+to publish on a backplane and calls the defaults on every node. Queues stay node-local:
+a ``/queue/`` message reaches only consumers connected to the node it was sent to
+(``sockjs_gateway.backplane.bridge`` says why).
 """
 
 from __future__ import annotations
@@ -113,6 +117,8 @@ class Broker:
         self.authorize_send = authorize_send
         #: Where topic messages go; see the module docstring.
         self.topic_relay: Callable[[str, Payload], object] = self.deliver_topic
+        #: Where messages for a user go: ``(user, destination, payload) -> local count``.
+        self.user_relay: Callable[[str, str, Payload], int] = self.deliver_user
         self._mappings: dict[str, MessageHandler] = {}
         self._clients: dict[Client, None] = {}
         self._subscribers: dict[str, list[Subscription]] = {}  # topics and user queues
@@ -149,11 +155,16 @@ class Broker:
         self, user: str, destination: str, body: str | bytes, headers: Headers = ()
     ) -> int:
         """Send to every session of ``user`` subscribed to ``/user/queue/<name>`` (given as
-        that or as ``/queue/<name>``). Returns how many subscriptions got it."""
+        that or as ``/queue/<name>``), through :attr:`user_relay`. Returns how many
+        subscriptions on this node got it."""
         if destination.startswith(_QUEUE):
             destination = "/user" + destination
+        return self.user_relay(user, destination, Payload.make(body, headers))
+
+    def deliver_user(self, user: str, destination: str, payload: Payload) -> int:
+        """Give ``payload`` to ``user``'s local subscriptions on ``destination``."""
         subs = [s for s in self._subscribers.get(destination, ()) if s.client.user == user]
-        return self._fan_out(subs, destination, Payload.make(body, headers))
+        return self._fan_out(subs, destination, payload)
 
     def send_to_client(
         self, client: Client, destination: str, body: str | bytes, headers: Headers = ()
