@@ -252,6 +252,8 @@ class SessionMachine:
         ):
             policy = limits.policy
             if policy is SlowConsumerPolicy.CLOSE:
+                # A receiver in the middle of a write may never finish it: cut it off.
+                self.abort_receiver = self._writing_since is not None
                 self._close(SLOW_CONSUMER, queue_frame=True, discard_pending=True)
                 return Sent.CLOSED
             if policy is SlowConsumerPolicy.DROP_NEWEST or size > limits.max_bytes:

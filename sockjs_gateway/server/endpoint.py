@@ -298,7 +298,11 @@ class Endpoint:
         router.add_route("*", prefix + "/info", self._info)
         router.add_route("*", prefix + "/websocket", self._raw_websocket)
         router.add_route("*", prefix + r"/{name:iframe[^/]*\.html}", self._iframe)
-        router.add_route("*", prefix + "/{server}/{session}/{transport}", self._session)
+        # Ids may hold any printable character but "/" and "." (aiohttp's default
+        # segment pattern would also refuse braces).
+        router.add_route(
+            "*", prefix + "/{server:[^/]+}/{session:[^/]+}/{transport:[^/]+}", self._session
+        )
 
 
 async def _shutdown(app: web.Application) -> None:

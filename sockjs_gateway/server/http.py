@@ -161,7 +161,10 @@ async def _stream(
                     await response.write_eof()
                     return response
             registry.interrupt(session)
-        except (ConnectionError, asyncio.CancelledError):
+        except ConnectionError:
+            # The client left, or was cut off as a slow consumer: nothing to report.
+            registry.interrupt(session)
+        except asyncio.CancelledError:
             registry.interrupt(session)
             raise
     return response

@@ -230,10 +230,13 @@ class SessionRegistry:
                 self.close(session, code, reason)
         consumers = [s._consumer for s in list(self._live) if s._consumer is not None]
         if consumers:
+            # Close hooks get disconnect_delay to finish; a hook stuck past that is
+            # cancelled, whether or not its session was forgotten meanwhile.
             await asyncio.wait(consumers, timeout=self._options.disconnect_delay)
+            for consumer in consumers:
+                consumer.cancel()
+            await asyncio.gather(*consumers, return_exceptions=True)
         for session in list(self._live):
-            if session._consumer is not None:
-                session._consumer.cancel()
             self.forget(session)
 
     # -- the one place that follows every change --------------------------------------

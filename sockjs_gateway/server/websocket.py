@@ -13,7 +13,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
-from aiohttp import ServerTimeoutError, WSCloseCode, WSMsgType, web
+from aiohttp import ServerTimeoutError, WebSocketError, WSCloseCode, WSMsgType, web
 
 from ..exceptions import BadPayload
 from ..protocol.frames import decode_messages
@@ -144,7 +144,7 @@ async def websocket(
             return response
     else:
         ws = response = web.WebSocketResponse(
-            max_msg_size=options.max_message_bytes,
+            max_msg_size=options.max_message_bytes + 1,  # aiohttp refuses sizes >= its limit
             heartbeat=options.heartbeat_delay if raw else None,
         )
         await response.prepare(request)
@@ -184,7 +184,9 @@ async def websocket(
                 code, reason = int(msg.data or 1005), str(msg.extra or "")
                 break
             elif msg.type in _ENDED:
-                if isinstance(ws.exception(), asyncio.TimeoutError | ServerTimeoutError):
+                if isinstance(msg.data, WebSocketError):  # e.g. 1009, message too big
+                    code, reason = int(msg.data.code), str(msg.data)
+                elif isinstance(ws.exception(), asyncio.TimeoutError | ServerTimeoutError):
                     registry.stats.heartbeat_timeouts += 1
                     code, reason = 1006, "No pong"
                 break
