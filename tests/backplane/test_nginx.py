@@ -1,0 +1,173 @@
+"""The shipped load-balancer recipe, for real: Debian's nginx runs ``deploy/nginx.conf``
+(only its ports changed, plus temp and log paths in a temp prefix) in front of two
+``testserver --redis`` nodes, and sockjs-client (Node) uses it on the HTTP fallbacks,
+which only work when every request of a session reaches the same node."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from tests.backplane.servers import ROOT, Node, RedisServer, free_port, wait_listening
+from tests.backplane.test_multinode import Clients, exchange
+from tests.clients.conftest import require
+from tests.stomp.drivers import require_clients
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+TEMPLATE = ROOT / "deploy" / "nginx.conf"
+# What the test adds inside http {}: temp files and an access log in the prefix, the log
+# naming the node each request went to.
+TEST_HTTP = """
+    client_body_temp_path {prefix}/body;
+    proxy_temp_path {prefix}/proxy;
+    fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi;
+    scgi_temp_path {prefix}/scgi;
+    log_format routed '$uri $sockjs_server $upstream_addr $status';
+    access_log {prefix}/access.log routed;
+"""
+
+
+def nginx_binary() -> str:
+    path = shutil.which("nginx") or "/usr/sbin/nginx"
+    require(os.access(path, os.X_OK), "nginx (apt-get install nginx)")
+    return path
+
+
+def render(template: str, prefix: Path, listen: int, nodes: list[int]) -> str:
+    """The shipped config with the test's ports and paths, and nothing else changed."""
+    text, count = re.subn(r"listen 127\.0\.0\.1:\d+;", f"listen 127.0.0.1:{listen};", template)
+    assert count == 1
+    servers = iter(nodes)
+    text, count = re.subn(
+        r"server 127\.0\.0\.1:\d+;", lambda _: f"server 127.0.0.1:{next(servers)};", text
+    )
+    assert count == len(nodes)
+    text = text.replace("worker_processes auto;", "worker_processes 1;")
+    return text.replace("http {\n", "http {\n" + TEST_HTTP.format(prefix=prefix), 1)
+
+
+@dataclass
+class Balanced:
+    url: str  # nginx
+    nodes: list[Node]
+    access_log: Path
+
+
+def start_nginx(binary: str, prefix: Path, nodes: list[int]) -> tuple[subprocess.Popen[bytes], int]:
+    """nginx in the foreground on a free port (three tries, should another process take
+    the port between the probe and the bind)."""
+    for _ in range(3):
+        port = free_port()
+        config = prefix / "nginx.conf"
+        config.write_text(render(TEMPLATE.read_text(), prefix, port, nodes))
+        process = subprocess.Popen(
+            [
+                *(binary, "-p", str(prefix), "-c", str(config), "-e", str(prefix / "error.log")),
+                *("-g", f"daemon off; pid {prefix / 'nginx.pid'};"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        if wait_listening(port, process):
+            return process, port
+        process.kill()
+        process.wait(5)
+    raise RuntimeError("nginx did not start: " + (prefix / "error.log").read_text())
+
+
+@pytest.fixture(scope="module")
+def nginx_path() -> str:
+    return nginx_binary()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def balanced(
+    tmp_path_factory: pytest.TempPathFactory, nginx_path: str
+) -> AsyncIterator[Balanced]:
+    require_clients()
+    workdir = tmp_path_factory.mktemp("nginx")
+    redis = RedisServer(workdir)
+    redis.start()
+    nodes: list[Node] = []
+    nginx: subprocess.Popen[bytes] | None = None
+    try:
+        for index in range(2):
+            nodes.append(await Node.start(redis.url, workdir / f"node{index}.log"))
+        ports = [int(node.url.rsplit(":", 1)[1]) for node in nodes]
+        nginx, port = start_nginx(nginx_path, workdir, ports)
+        yield Balanced(f"http://127.0.0.1:{port}", nodes, workdir / "access.log")
+    finally:
+        if nginx is not None:
+            nginx.terminate()
+            nginx.wait(10)
+        for node in nodes:
+            await node.kill()
+        redis.kill()
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def clients() -> AsyncIterator[Clients]:
+    started = await Clients.start()
+    assert isinstance(started, Clients)
+    try:
+        yield started
+    finally:
+        await started.stop()
+
+
+async def test_the_shipped_config_keeps_what_the_recipe_promises() -> None:
+    text = TEMPLATE.read_text()
+    for needed in (
+        "proxy_set_header Upgrade $http_upgrade;",
+        "proxy_set_header Connection $connection_upgrade;",
+        "proxy_buffering off;",
+        "hash $sockjs_server consistent;",
+        "hash $cookie_JSESSIONID consistent;",
+    ):
+        assert needed in text
+    [timeout] = re.findall(r"proxy_read_timeout (\d+)s;", text)
+    assert int(timeout) > 25  # above the default heartbeat_delay
+
+
+@pytest.mark.parametrize("transport", ["xhr-streaming", "xhr-polling", "websocket"])
+async def test_echo_through_nginx(balanced: Balanced, clients: Clients, transport: str) -> None:
+    name = f"echo-{transport}"
+    await clients.open(name, balanced.url + "/echo", transport)
+    sent = [f"{transport} {i} ✓" for i in range(5)]
+    for text in sent:
+        await clients.send(name, text)
+    assert await clients.messages(name, 5) == sent
+
+
+@pytest.mark.parametrize("transport", ["xhr-streaming", "xhr-polling"])
+async def test_broadcast_through_nginx_reaches_both_nodes(
+    balanced: Balanced, clients: Clients, transport: str
+) -> None:
+    lb = f"lb-{transport}"
+    direct = [f"direct{i}-{transport}" for i in range(2)]
+    await clients.open(lb, balanced.url + "/broadcast", transport)
+    for name, node in zip(direct, balanced.nodes, strict=True):
+        await clients.open(name, node.url + "/broadcast", "websocket")
+    await exchange(clients, [lb, *direct])
+
+
+async def test_every_request_of_a_session_went_to_one_node(balanced: Balanced) -> None:
+    """Read last, once the sessions above have made their requests."""
+    routes: dict[str, set[str]] = defaultdict(set)
+    for line in balanced.access_log.read_text().splitlines():
+        uri, server_id, upstream, _ = line.split(" ")
+        if re.search(r"/(xhr|xhr_send|xhr_streaming)$", uri):
+            routes[server_id].add(upstream)
+    assert routes  # the sessions above went through
+    assert all(len(upstreams) == 1 for upstreams in routes.values()), routes
