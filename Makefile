@@ -30,8 +30,10 @@ types: install
 # Side by side with the peers (installed into bench/.peers/); prints and writes
 # bench/results/latest.md. QUICK=1: a 2-3 minute smoke run. PROFILE=1: py-spy the gateway.
 # BENCH_ARGS: more options (python -m bench --help), e.g. BENCH_ARGS="--gateway-ref HEAD".
+# Then cross-node broadcast over Redis, one node vs two (bench/backplane.py, ~2.5 minutes).
 bench: install
 	$(PY) -m bench $(if $(QUICK),--quick) $(if $(PROFILE),--profile) $(BENCH_ARGS)
+	$(PY) -m bench.backplane $(if $(QUICK),--quick)
 
 clean:
 	rm -rf $(VENV) node_modules build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis artifacts
