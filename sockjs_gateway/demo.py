@@ -1,9 +1,12 @@
 """The demo served by ``python -m sockjs_gateway serve``: a chat room on ``/chat``, and a
 STOMP playground (``/stomp.html``, @stomp/stompjs over SockJS) on ``/stomp``.
 
-The pages (``static/``), sockjs-client and @stomp/stompjs come from this server, never a
-CDN: they are read from the npm packages that ``make install`` puts in ``node_modules/``
-(or from the files named by ``SOCKJS_CLIENT_JS`` and ``STOMPJS_JS``).
+The pages ship inside the package (``sockjs_gateway/static/``, package data), so an
+installed wheel serves them from any directory. sockjs-client and @stomp/stompjs are not
+ours to ship: in a checkout they come from the npm packages ``make install`` puts in
+``node_modules/`` (or from the files named by ``SOCKJS_CLIENT_JS`` and ``STOMPJS_JS``), and
+only where neither exists (a wheel installed from PyPI) does the page get a redirect to the
+same pinned versions on jsDelivr.
 """
 
 from __future__ import annotations
@@ -20,15 +23,22 @@ from .stomp import StompHandler
 
 __all__ = ["ChatHandler", "make_app", "STATIC_DIR", "sockjs_client_path", "stompjs_path"]
 
-STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+# The source checkout, when running from one (an editable install); its node_modules/.
+_CHECKOUT = STATIC_DIR.parent.parent
 _CLIENT_URL = "/static/sockjs.min.js"
 _STOMPJS_URL = "/static/stomp.umd.min.js"
+# The versions package.json pins, for a wheel installed where there is no node_modules/.
+_CDN = {
+    _CLIENT_URL: "https://cdn.jsdelivr.net/npm/sockjs-client@1.6.1/dist/sockjs.min.js",
+    _STOMPJS_URL: "https://cdn.jsdelivr.net/npm/@stomp/stompjs@7.5.0/bundles/stomp.umd.min.js",
+}
 
 
 def _npm_file(env: str, *parts: str) -> Path | None:
     explicit = os.environ.get(env)
     candidates = [Path(explicit)] if explicit else []
-    for base in (Path.cwd(), STATIC_DIR.parent):
+    for base in (Path.cwd(), _CHECKOUT):
         candidates.append(base.joinpath("node_modules", *parts))
     return next((path for path in candidates if path.is_file()), None)
 
@@ -67,7 +77,7 @@ async def _stomp_page(request: web.Request) -> web.StreamResponse:
 async def _client(request: web.Request) -> web.StreamResponse:
     path = sockjs_client_path() if request.path == _CLIENT_URL else stompjs_path()
     if path is None:
-        return web.Response(status=404, text=f"{request.path} is missing: run make install")
+        raise web.HTTPFound(_CDN[request.path])
     return web.FileResponse(path, headers={"Content-Type": "application/javascript"})
 
 
