@@ -68,7 +68,7 @@ def floor_app() -> web.Application:
 
 
 def aiosockjs_app() -> web.Application:
-    import sockjs  # type: ignore[import-not-found]  # aio-libs sockjs, in its own venv
+    import sockjs  # type: ignore[import-not-found,import-untyped,unused-ignore]  # own venv
 
     async def echo(manager: Any, session: Any, msg: Any) -> None:
         if msg.type == sockjs.MsgType.MESSAGE:
