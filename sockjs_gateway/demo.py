@@ -3,10 +3,10 @@ STOMP playground (``/stomp.html``, @stomp/stompjs over SockJS) on ``/stomp``.
 
 The pages ship inside the package (``sockjs_gateway/static/``, package data), so an
 installed wheel serves them from any directory. sockjs-client and @stomp/stompjs are not
-ours to ship: in a checkout they come from the npm packages ``make install`` puts in
-``node_modules/`` (or from the files named by ``SOCKJS_CLIENT_JS`` and ``STOMPJS_JS``), and
-only where neither exists (a wheel installed from PyPI) does the page get a redirect to the
-same pinned versions on jsDelivr.
+ours to ship, and the demo must work offline, so never from a CDN: they come from the npm
+packages ``make install`` puts in ``node_modules/`` (of the checkout, or of the directory
+the server runs in), or from the files named by ``SOCKJS_CLIENT_JS`` and ``STOMPJS_JS``.
+Where none exists the script URL answers 404 with the command that installs it.
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 _CHECKOUT = STATIC_DIR.parent.parent
 _CLIENT_URL = "/static/sockjs.min.js"
 _STOMPJS_URL = "/static/stomp.umd.min.js"
-# The versions package.json pins, for a wheel installed where there is no node_modules/.
-_CDN = {
-    _CLIENT_URL: "https://cdn.jsdelivr.net/npm/sockjs-client@1.6.1/dist/sockjs.min.js",
-    _STOMPJS_URL: "https://cdn.jsdelivr.net/npm/@stomp/stompjs@7.5.0/bundles/stomp.umd.min.js",
+# What to run where a library is missing (the versions package.json pins).
+_INSTALL = {
+    _CLIENT_URL: "npm install sockjs-client@1.6.1 (or set SOCKJS_CLIENT_JS)",
+    _STOMPJS_URL: "npm install @stomp/stompjs@7.5.0 (or set STOMPJS_JS)",
 }
 
 
@@ -77,7 +77,8 @@ async def _stomp_page(request: web.Request) -> web.StreamResponse:
 async def _client(request: web.Request) -> web.StreamResponse:
     path = sockjs_client_path() if request.path == _CLIENT_URL else stompjs_path()
     if path is None:
-        raise web.HTTPFound(_CDN[request.path])
+        message = f"// not installed here: run {_INSTALL[request.path]}\n"
+        return web.Response(status=404, text=message, content_type="application/javascript")
     return web.FileResponse(path, headers={"Content-Type": "application/javascript"})
 
 

@@ -20,6 +20,7 @@ import aiohttp
 import pytest
 
 import sockjs_gateway
+from tests.clients.conftest import require
 
 ROOT = Path(__file__).resolve().parent.parent
 ANNOUNCE = re.compile(rb"sockjs_gateway listening on (http://127\.0\.0\.1:\d+/)")
@@ -38,7 +39,8 @@ def run(*args: str | Path, cwd: Path) -> str:
 
 def _clean_env() -> dict[str, str]:
     # Nothing may point the new interpreter back at the checkout.
-    return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    dropped = ("PYTHONPATH", "VIRTUAL_ENV", "SOCKJS_CLIENT_JS", "STOMPJS_JS")
+    return {k: v for k, v in os.environ.items() if k not in dropped}
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +85,17 @@ def test_installed_wheel_is_the_package(venv_python: Path, tmp_path: Path) -> No
     assert Path(location).is_relative_to(venv_python.parent.parent)
 
 
-async def test_installed_wheel_serves_the_demo(venv_python: Path, tmp_path: Path) -> None:
+CLIENT_JS = ROOT / "node_modules" / "sockjs-client" / "dist" / "sockjs.min.js"
+
+
+@pytest.mark.parametrize("client_installed", [False, True])
+async def test_installed_wheel_serves_the_demo(
+    venv_python: Path, tmp_path: Path, client_installed: bool
+) -> None:
+    env = _clean_env()
+    if client_installed:
+        require(CLIENT_JS.is_file(), "sockjs-client (npm)")
+        env["SOCKJS_CLIENT_JS"] = str(CLIENT_JS)
     process = await asyncio.create_subprocess_exec(
         venv_python,
         "-m",
@@ -92,7 +104,7 @@ async def test_installed_wheel_serves_the_demo(venv_python: Path, tmp_path: Path
         "--port",
         "0",
         cwd=tmp_path,  # not the checkout: pages must come from the installed package
-        env=_clean_env(),
+        env=env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
     )
@@ -111,10 +123,13 @@ async def test_installed_wheel_serves_the_demo(venv_python: Path, tmp_path: Path
             async with http.get(url + "chat/info") as info:
                 assert info.status == 200
                 assert (await info.json())["websocket"] is True
-            # No node_modules/ here: the client library comes from its pinned CDN copy.
             async with http.get(url + "static/sockjs.min.js", allow_redirects=False) as js:
-                assert js.status == 302
-                assert "sockjs-client@1.6.1" in js.headers["Location"]
+                if client_installed:
+                    assert js.status == 200
+                    assert await js.read() == CLIENT_JS.read_bytes()
+                else:  # no node_modules/ here, and never a CDN: say how to install it
+                    assert js.status == 404
+                    assert "npm install sockjs-client@1.6.1" in await js.text()
     finally:
         if process.returncode is None:
             process.terminate()
