@@ -75,7 +75,7 @@ _COUNTERS = (
     ("messages_in", "Messages received from clients"),
     ("messages_out", "Messages queued for clients"),
     ("bytes_in", "Bytes of message payload received"),
-    ("bytes_out", "Bytes written to clients"),
+    ("bytes_out", "Bytes written to clients (HTTP bodies, WebSocket frames)"),
     ("slow_consumer_closes", "Sessions closed because the client did not keep up"),
     ("slow_consumer_drops", "Messages dropped by the slow-consumer policy"),
     ("session_timeouts", "Sessions closed because no receiving connection came back"),

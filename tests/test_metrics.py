@@ -85,7 +85,7 @@ async def test_metrics_match_the_traffic(aiohttp_client: Any) -> None:
         await ws.send_str('["hello"]')
         frames.append((await ws.receive(timeout=TIMEOUT)).data)
         assert frames == ["o", 'a["hello"]']
-        written += sum(len(frame) for frame in frames)
+        written += sum(len(frame) + 2 for frame in frames)  # + 2-byte WebSocket frame headers
 
         # /a refuses a foreign origin.
         refused = await client.get("/a/info", headers={"Origin": "http://evil.example"})

@@ -307,6 +307,20 @@ class SessionMachine:
             self._pending = []
             self._pending_bytes = 0
 
+    def bypass(self, now: float) -> bool:
+        """Whether a frame may go to the wire at once, skipping the queue: the session is
+        open, attached and has nothing waiting. If so it counts as output at ``now``."""
+        if (
+            self.state is SessionState.OPEN
+            and self.attached
+            and not self._pending
+            and not self._frames
+            and self._writing_since is None
+        ):
+            self._last_output = now
+            return True
+        return False
+
     def begin_write(self, now: float) -> None:
         """The receiver started writing frames; the stuck-write clock runs."""
         self._writing_since = now

@@ -1,4 +1,4 @@
-"""Notice at once when the client of a long-lived HTTP response goes away.
+"""Notice at once when the client of a long-lived response goes away, or stops reading.
 
 aiohttp only tells a waiting handler that its client left if the application runs with
 ``handler_cancellation=True``, or on the next write. A SockJS server must know at once: a
@@ -7,6 +7,11 @@ request must not be told "Another connection still open". aiohttp has no public 
 this, so while a receiver waits we put a thin proxy in front of the connection's protocol
 that reports ``connection_lost`` and forwards everything else unchanged; it is taken out
 again as soon as the response ends, so a kept-alive connection goes on as before.
+
+The same proxy reports the transport's flow control (``pause_writing`` when its buffer
+passes the high-water mark, ``resume_writing`` when it drained), which lets a WebSocket
+receiver write frames without awaiting anything and still know when its client has
+stopped reading.
 """
 
 from __future__ import annotations
@@ -21,15 +26,27 @@ from aiohttp import web
 __all__ = ["watch_disconnect"]
 
 
+def _ignore() -> None:
+    return None
+
+
 class _LossReporter(asyncio.Protocol):
     """Forwards every protocol call to ``inner``; calls ``on_lost`` first when the
-    connection is lost."""
+    connection is lost, and ``on_pause``/``on_resume`` after flow-control changes."""
 
-    __slots__ = ("inner", "on_lost")
+    __slots__ = ("inner", "on_lost", "on_pause", "on_resume")
 
-    def __init__(self, inner: asyncio.BaseProtocol, on_lost: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        inner: asyncio.BaseProtocol,
+        on_lost: Callable[[], None],
+        on_pause: Callable[[], None],
+        on_resume: Callable[[], None],
+    ) -> None:
         self.inner: Any = inner
         self.on_lost = on_lost
+        self.on_pause = on_pause
+        self.on_resume = on_resume
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.inner.connection_made(transport)
@@ -40,9 +57,11 @@ class _LossReporter(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self.inner.pause_writing()
+        self.on_pause()
 
     def resume_writing(self) -> None:
         self.inner.resume_writing()
+        self.on_resume()
 
     def data_received(self, data: bytes) -> None:
         self.inner.data_received(data)
@@ -53,10 +72,16 @@ class _LossReporter(asyncio.Protocol):
 
 
 @contextmanager
-def watch_disconnect(request: web.BaseRequest, on_lost: Callable[[], None]) -> Iterator[None]:
-    """Call ``on_lost`` if the request's connection is lost inside the ``with`` block.
-
-    If the connection is already gone, ``on_lost`` is called at once.
+def watch_disconnect(
+    request: web.BaseRequest,
+    on_lost: Callable[[], None],
+    *,
+    on_pause: Callable[[], None] = _ignore,
+    on_resume: Callable[[], None] = _ignore,
+) -> Iterator[None]:
+    """Call ``on_lost`` if the request's connection is lost inside the ``with`` block
+    (at once if it is already gone), and ``on_pause``/``on_resume`` when the transport's
+    write buffer passes its high-water mark or drains below the low one.
     """
     transport = request.transport
     if transport is None or transport.is_closing():
@@ -64,15 +89,11 @@ def watch_disconnect(request: web.BaseRequest, on_lost: Callable[[], None]) -> I
         yield
         return
     inner = transport.get_protocol()
-    reporter = _LossReporter(inner, on_lost)
+    reporter = _LossReporter(inner, on_lost, on_pause, on_resume)
     transport.set_protocol(reporter)
     try:
         yield
     finally:
         if transport.get_protocol() is reporter:
             transport.set_protocol(inner)
-        reporter.on_lost = _ignore
-
-
-def _ignore() -> None:
-    return None
+        reporter.on_lost = reporter.on_pause = reporter.on_resume = _ignore

@@ -60,6 +60,9 @@ class HttpReceiver:
             transport.abort()  # fails the stuck write; the handler then ends
         self.wake()
 
+    def write_direct(self, frame: bytes) -> bool:
+        return False  # HTTP receivers write from their request's task
+
     async def wait(self) -> None:
         self._waiter = asyncio.get_running_loop().create_future()
         try:

@@ -26,6 +26,7 @@ from ..handler import ConnectionInfo, Handler
 from ..metrics import EndpointStats
 from ..options import SockJSOptions
 from ..protocol.escaping import quote
+from ..protocol.frames import encode_messages
 from ..protocol.state import (
     SLOW_CONSUMER,
     TIMED_OUT,
@@ -40,6 +41,7 @@ from ..protocol.state import (
     SlowConsumerPolicy,
 )
 from .session import Receiver, Session
+from .wsframe import text_frame
 
 if TYPE_CHECKING:
     from .endpoint import Endpoint
@@ -214,11 +216,27 @@ class SessionRegistry:
             How many sessions it was queued for.
         """
         quoted = quote(message)
+        sockjs_frame: bytes | None = None  # the WebSocket frame, built once for everyone
+        raw_frame: bytes | None = None
+        now = self._now()
         count = 0
         for session in list(self._live):
-            if session.machine.state is SessionState.OPEN and self._queue(
-                session, message if session.machine.raw else quoted
-            ):
+            machine = session.machine
+            if machine.state is not SessionState.OPEN:
+                continue
+            receiver = session.receiver
+            if receiver is not None and machine.bypass(now):
+                if machine.raw:
+                    raw_frame = raw_frame or text_frame(message)
+                    frame = raw_frame
+                else:
+                    sockjs_frame = sockjs_frame or text_frame(encode_messages((quoted,)))
+                    frame = sockjs_frame
+                if receiver.write_direct(frame):
+                    self.stats.messages_out += 1
+                    count += 1
+                    continue
+            if self._queue(session, message if machine.raw else quoted):
                 count += 1
         return count
 

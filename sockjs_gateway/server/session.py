@@ -26,6 +26,9 @@ class Receiver(Protocol):
     def abort(self) -> None:
         """Cut the connection off: its writes are stuck and the session is closed."""
 
+    def write_direct(self, frame: bytes) -> bool:
+        """Write a ready-made WebSocket frame at once if this receiver can (else False)."""
+
 
 class Session:
     """One SockJS session as the application sees it.

@@ -19,8 +19,10 @@ from ..exceptions import BadPayload
 from ..protocol.frames import decode_messages
 from ..protocol.state import SessionState
 from . import hixie76
+from .disconnect import watch_disconnect
 from .session import Session
 from .static import text_response
+from .wsframe import frame_size, text_frame
 
 if TYPE_CHECKING:
     from .endpoint import Endpoint
@@ -70,20 +72,92 @@ class _Socket(Protocol):
 
 
 class WebSocketReceiver:
-    """Writes a session's frames to its WebSocket."""
+    """Writes a session's frames to its WebSocket.
 
-    __slots__ = ("_ws", "_session", "_task", "_transport", "_aborted")
+    Fast path (no compression negotiated): frames are written straight to the transport as
+    they are queued, with no task and no await. The transport's flow control says when the
+    client stops reading (``pause``); frames then wait in the session's bounded queue, the
+    stuck-write clock runs, and ``resume`` writes them. Otherwise (compression, Hixie-76) a
+    short-lived task writes them through the socket's own writer.
+    """
 
-    def __init__(self, ws: _Socket, session: Session, transport: asyncio.Transport | None) -> None:
+    __slots__ = (
+        "_ws",
+        "_session",
+        "_task",
+        "_transport",
+        "_aborted",
+        "_direct",
+        "_paused",
+        "_loop",
+    )
+
+    def __init__(
+        self,
+        ws: _Socket,
+        session: Session,
+        transport: asyncio.Transport | None,
+        *,
+        direct: bool = False,
+    ) -> None:
         self._ws = ws
         self._session = session
         self._task: asyncio.Task[None] | None = None
         self._transport = transport
         self._aborted = False
+        self._direct = direct and transport is not None
+        self._paused = False
+        self._loop = asyncio.get_running_loop()
+
+    def _room(self) -> asyncio.Transport | None:
+        transport = self._transport
+        if (
+            not self._direct
+            or self._paused
+            or self._task is not None
+            or transport is None
+            or transport.is_closing()
+            or self._ws.closed
+        ):
+            return None
+        return transport
+
+    def pause(self) -> None:
+        """The client stopped reading (the transport's buffer is full)."""
+        self._paused = True
+        self._session.endpoint.registry.begin_write(self._session)
+
+    def resume(self) -> None:
+        """The client drained the buffer: write what waited."""
+        self._paused = False
+        self._session.endpoint.registry.end_write(self._session, 0)
+        self.wake()
 
     def wake(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._flush())
+        if self._task is not None:
+            return  # the running flush takes the new frames too
+        machine = self._session.machine
+        if machine.closed_with is None:
+            if self._direct and self._paused:
+                return  # resume() writes them
+            transport = self._room()
+            if transport is not None:
+                frames = machine.take_frames(self._loop.time())
+                if frames:
+                    data = b"".join(map(text_frame, frames))
+                    transport.write(data)
+                    self._session.endpoint.stats.bytes_out += len(data)
+                return
+        self._task = self._loop.create_task(self._flush())
+
+    def write_direct(self, frame: bytes) -> bool:
+        """Write one ready-made frame now if the fast path is open (for broadcasts)."""
+        transport = self._room()
+        if transport is None:
+            return False
+        transport.write(frame)
+        self._session.endpoint.stats.bytes_out += len(frame)
+        return True
 
     def abort(self) -> None:
         self._aborted = True
@@ -107,7 +181,7 @@ class WebSocketReceiver:
                 written = 0
                 for frame in frames:
                     await ws.send_str(frame)
-                    written += len(frame)
+                    written += frame_size(frame)
                 registry.end_write(session, written)
             closed_with = machine.closed_with
             if closed_with is not None and not ws.closed:
@@ -157,49 +231,72 @@ async def websocket(
         raw=raw,
         principal=principal,
     )
-    receiver = WebSocketReceiver(ws, session, request.transport)
-    registry.attach(session, receiver)
-    code, reason = 1006, "Connection lost"
-    try:
-        while True:
-            msg = await ws.receive()
-            if msg.type is WSMsgType.TEXT:
-                if raw:
-                    await registry.deliver(session, [msg.data], len(msg.data))
-                    continue
-                if not msg.data:
-                    continue  # the protocol: empty frames are ignored
-                try:
-                    messages = decode_messages(msg.data, allow_single=True)
-                except BadPayload as error:
-                    code, reason = BAD_FRAME_CODE, str(error)
-                    await ws.close(code=code, message=reason.encode())
-                    break
-                await registry.deliver(session, messages, len(msg.data))
-            elif msg.type is WSMsgType.BINARY:
-                code, reason = int(WSCloseCode.UNSUPPORTED_DATA), "Text frames only."
-                await ws.close(code=code, message=reason.encode())
-                break
-            elif msg.type is WSMsgType.CLOSE:
-                code, reason = int(msg.data or 1005), str(msg.extra or "")
-                break
-            elif msg.type in _ENDED:
-                if isinstance(msg.data, WebSocketError):  # e.g. 1009, message too big
-                    code, reason = int(msg.data.code), str(msg.data)
-                elif isinstance(ws.exception(), asyncio.TimeoutError | ServerTimeoutError):
-                    registry.stats.heartbeat_timeouts += 1
-                    code, reason = 1006, "No pong"
-                break
-    finally:
-        # Runs on cancellation too (aiohttp cancels the handler when the client vanishes
-        # if the app enables handler_cancellation): the session must never outlive its socket.
-        if session.machine.state is not SessionState.CLOSED:
-            registry.client_closed(session, code, reason)
+    direct = isinstance(ws, web.WebSocketResponse) and not ws.compress
+    receiver = WebSocketReceiver(ws, session, request.transport, direct=direct)
+    with watch_disconnect(request, _ignore, on_pause=receiver.pause, on_resume=receiver.resume):
+        registry.attach(session, receiver)
         try:
-            await receiver.finish()
+            await _read(ws, session, raw=raw)
         finally:
-            registry.forget(session)
+            # Runs on cancellation too (aiohttp cancels the handler when the client
+            # vanishes if the app enables handler_cancellation): the session must never
+            # outlive its socket.
+            if session.machine.state is not SessionState.CLOSED:
+                registry.client_closed(session, *_LOST)
+            try:
+                await receiver.finish()
+            finally:
+                registry.forget(session)
     return response
+
+
+_LOST = (1006, "Connection lost")
+
+
+async def _read(ws: _Socket, session: Session, *, raw: bool) -> None:
+    """Hand the client's messages to the session until the socket ends, then close the
+    session with the code and reason its handler's ``on_close`` should get."""
+    registry = session.endpoint.registry
+    while True:
+        msg = await ws.receive()
+        if msg.type is WSMsgType.TEXT:
+            if raw:
+                await registry.deliver(session, [msg.data], len(msg.data))
+                continue
+            if not msg.data:
+                continue  # the protocol: empty frames are ignored
+            try:
+                messages = decode_messages(msg.data, allow_single=True)
+            except BadPayload as error:
+                return await _refuse(ws, session, BAD_FRAME_CODE, str(error))
+            await registry.deliver(session, messages, len(msg.data))
+        elif msg.type is WSMsgType.BINARY:
+            return await _refuse(
+                ws, session, int(WSCloseCode.UNSUPPORTED_DATA), "Text frames only."
+            )
+        elif msg.type is WSMsgType.CLOSE:
+            return _closed(session, int(msg.data or 1005), str(msg.extra or ""))
+        elif msg.type in _ENDED:
+            if isinstance(msg.data, WebSocketError):  # e.g. 1009, message too big
+                return _closed(session, int(msg.data.code), str(msg.data))
+            if isinstance(ws.exception(), asyncio.TimeoutError | ServerTimeoutError):
+                registry.stats.heartbeat_timeouts += 1
+                return _closed(session, 1006, "No pong")
+            return _closed(session, *_LOST)
+
+
+def _closed(session: Session, code: int, reason: str) -> None:
+    if session.machine.state is not SessionState.CLOSED:
+        session.endpoint.registry.client_closed(session, code, reason)
+
+
+async def _refuse(ws: _Socket, session: Session, code: int, reason: str) -> None:
+    _closed(session, code, reason)
+    await ws.close(code=code, message=reason.encode())
+
+
+def _ignore() -> None:
+    return None
 
 
 _ENDED = frozenset({WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR})
