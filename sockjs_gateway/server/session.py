@@ -50,6 +50,7 @@ class Session:
         "_inbound",
         "_space",
         "_consumer",
+        "_consuming",
         "principal",
     )
 
@@ -76,7 +77,8 @@ class Session:
         self._inbox: deque[Event] = deque()
         self._inbound = 0  # messages waiting for the handler
         self._space: asyncio.Future[None] | None = None  # resolved when the handler catches up
-        self._consumer: asyncio.Task[None] | None = None
+        self._consumer: asyncio.Task[None] | None = None  # a consumer that had to wait
+        self._consuming = False  # a consumer is draining _inbox (eagerly or in that task)
         #: What the endpoint's ``authenticate`` hook returned for the opening request.
         self.principal = principal
 
