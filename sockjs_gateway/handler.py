@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ParamSpec, Protocol, TypeVar
 
-from multidict import CIMultiDictProxy, MultiDictProxy
+from multidict import CIMultiDictProxy, MultiMapping
 
 if TYPE_CHECKING:
     from .server.session import Session
@@ -72,6 +72,6 @@ class ConnectionInfo:
     remote: str | None
     headers: CIMultiDictProxy[str]
     cookies: Mapping[str, str]
-    query: MultiDictProxy[str]
+    query: MultiMapping[str]
     path: str
     transport: str

@@ -37,7 +37,7 @@ from ._aio_types import (
 
 if TYPE_CHECKING:
     from aiohttp import web
-    from multidict import CIMultiDictProxy, MultiDictProxy
+    from multidict import CIMultiDictProxy, MultiMapping
 
     from ..server.endpoint import Endpoint
 
@@ -81,7 +81,7 @@ class OpeningRequest:
         return self.info.cookies
 
     @property
-    def query(self) -> MultiDictProxy[str]:
+    def query(self) -> MultiMapping[str]:
         """The opening request's query parameters."""
         return self.info.query
 
