@@ -329,7 +329,7 @@ class SessionRegistry:
         inbox = session._inbox
         try:
             while inbox:
-                event = inbox.popleft()
+                event = inbox.pop(0)
                 try:
                     if isinstance(event, Received):
                         for message in event.messages:
