@@ -24,7 +24,9 @@ SERVER_ESCAPED = re.compile(
     "\ud800-\udfff\U00010000-\U0010ffff]"
 )
 
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+# The C string encoder behind json.dumps(ensure_ascii=False), without JSONEncoder's
+# per-call dispatch: it escapes only '"', '\\' and control characters.
+_dumps = json.encoder.encode_basestring
 
 
 def _escape(match: re.Match[str]) -> str:
