@@ -112,8 +112,9 @@ async def test_chat_example_behaves_the_same(
         await node.send("bob", "hi from bob")
         await node.messages("alice", 4)
         await node.close("bob")
-        # aio-libs says "left" at its next garbage-collection sweep (every 5 s).
-        assert await node.messages("alice", 5, timeout=15) == [
+        # aio-libs says "left" at its next garbage-collection sweep (every 5 s, after it
+        # noticed the client gone): allow two sweeps and a loaded machine.
+        assert await node.messages("alice", 5, timeout=30) == [
             "Someone joined.",
             "Someone joined.",
             "hi from alice",
