@@ -10,6 +10,7 @@ whose writes stay stuck past ``send_time_limit`` is cut off by the registry.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
@@ -35,19 +36,94 @@ _FORM = "application/x-www-form-urlencoded"
 
 
 class HttpReceiver:
-    """Wakes the request handler that is waiting to write a session's frames."""
+    """Wakes the request handler that is waiting to write a session's frames.
 
-    __slots__ = ("_waiter", "_request", "lost")
+    A streaming response, once its prelude is out, may also write frames itself as they
+    are queued (:meth:`stream_directly`): straight to the transport, one chunk per frame,
+    with no task switch, while the transport's flow control has not paused it. The
+    request's task is only woken to end the response (budget reached, session closed).
+    """
+
+    __slots__ = (
+        "_waiter",
+        "_request",
+        "lost",
+        "sent",
+        "_session",
+        "_wrap",
+        "_chunked",
+        "_budget",
+        "_paused",
+        "_direct",
+    )
 
     def __init__(self, request: web.BaseRequest) -> None:
         self._waiter: asyncio.Future[None] | None = None
         self._request = request
         self.lost = False
+        #: Bytes of frames this response carried (for ``response_limit``).
+        self.sent = 0
+        self._session: Session | None = None
+        self._wrap: Callable[[str], bytes] | None = None
+        self._chunked = False
+        self._budget = 0
+        self._paused = False
+        self._direct = False
+
+    def stream_directly(
+        self, session: Session, wrap: Callable[[str], bytes], *, chunked: bool, budget: int
+    ) -> None:
+        """Let :meth:`wake` write ``session``'s frames itself (see the class docstring)."""
+        self._session, self._wrap = session, wrap
+        self._chunked, self._budget = chunked, budget
+        self._direct = True
+
+    def pause(self) -> None:
+        self._paused = True
+        if self._session is not None:
+            self._session.endpoint.registry.begin_write(self._session)
+
+    def resume(self) -> None:
+        self._paused = False
+        if self._session is not None:
+            self._session.endpoint.registry.end_write(self._session, 0)
+        self.wake()
 
     def wake(self) -> None:
+        session = self._session
+        if (
+            self._direct
+            and not self.lost
+            and session is not None
+            and session.machine.closed_with is None
+            and (self._paused or self._write_queued())
+        ):
+            return  # written, or waiting in the bounded queue until resume()
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+    def _write_queued(self) -> bool:
+        """Write queued frames to the transport; True if the request's task need not wake."""
+        session, wrap = self._session, self._wrap
+        transport = self._request.transport
+        if (
+            session is None
+            or wrap is None
+            or self._waiter is None  # the task is writing itself
+            or transport is None
+            or transport.is_closing()
+        ):
+            return False
+        frames = session.machine.take_frames(asyncio.get_running_loop().time())
+        written = 0
+        for frame in frames:
+            data = wrap(frame)
+            transport.write(b"%x\r\n%s\r\n" % (len(data), data) if self._chunked else data)
+            written += len(data)
+        self.sent += written
+        session.endpoint.stats.bytes_out += written
+        return self.sent < self._budget
 
     def lose(self) -> None:
         self.lost = True
@@ -138,15 +214,28 @@ async def _stream(
     loop = asyncio.get_running_loop()
     budget = endpoint.options.response_limit
     response = web.StreamResponse(headers=headers)
-    if request.version < (1, 1):
+    chunked = request.version >= (1, 1)
+    if not chunked:
         response.force_close()  # no chunking in HTTP/1.0: the end of the stream is EOF
-    sent = 0
-    with watch_disconnect(request, receiver.lose):
+    watch = watch_disconnect(
+        request, receiver.lose, on_pause=receiver.pause, on_resume=receiver.resume
+    )
+    with watch:
         try:
             await response.prepare(request)
             # Frames go out one chunk each: clients and the protocol suite read by chunk.
             await response.write(spec.prelude(callback).encode())
+            receiver.stream_directly(
+                session,
+                lambda frame: spec.wrap(frame, callback).encode(),
+                chunked=chunked,
+                budget=budget,
+            )
             while not receiver.lost:
+                if machine.finished or receiver.sent >= budget:
+                    registry.detach(session)
+                    await response.write_eof()
+                    return response
                 frames = machine.take_frames(loop.time())
                 if not frames:
                     await receiver.wait()
@@ -158,8 +247,8 @@ async def _stream(
                     await response.write(data)
                     written += len(data)
                 registry.end_write(session, written)
-                sent += written
-                if machine.finished or sent >= budget:
+                receiver.sent += written
+                if machine.finished or receiver.sent >= budget:
                     registry.detach(session)
                     await response.write_eof()
                     return response
