@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8080
 
-.PHONY: install demo test lint types clean bench
+.PHONY: install system demo test lint types clean bench
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -14,10 +14,14 @@ install: $(PY)
 	$(PY) -m pip install --quiet -e '.[test,dev]'
 	npm install --silent --no-audit --no-fund
 
+# Chromium, redis-server and nginx for the browser, backplane and nginx tests (as root).
+system:
+	scripts/install-system-packages
+
 demo: install
 	$(PY) -m sockjs_gateway serve --port $(PORT)
 
-test: install
+test: install system
 	$(PY) -m pytest -q
 
 lint: install
