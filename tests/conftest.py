@@ -4,6 +4,7 @@ that records what it hears."""
 from __future__ import annotations
 
 import asyncio
+import types
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,6 +70,16 @@ class RecordingHandler:
                 await self._changed.wait()
 
         await asyncio.wait_for(until(), timeout)
+
+
+def library_tasks() -> list[asyncio.Task[Any]]:
+    """Pending tasks running sockjs_gateway code."""
+    found = []
+    for task in asyncio.all_tasks():
+        coro = task.get_coro()
+        if isinstance(coro, types.CoroutineType) and "sockjs_gateway" in coro.cr_code.co_filename:
+            found.append(task)
+    return found
 
 
 MakeEndpoint = Callable[..., Awaitable[tuple[TestClient[web.Request, web.Application], Endpoint]]]

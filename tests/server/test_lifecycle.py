@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import types
 from collections.abc import Callable
-from typing import Any
 
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
 
 from sockjs_gateway import Endpoint, Session, SessionState
-from tests.conftest import MakeEndpoint, RecordingHandler
+from tests.conftest import MakeEndpoint, RecordingHandler, library_tasks
 
 Client = TestClient[web.Request, web.Application]
 XHR_PRELUDE = b"h" * 2048 + b"\n"
@@ -274,16 +272,6 @@ async def test_send_and_close_inside_on_open_over_websocket(make_endpoint: MakeE
 
 
 # -- shutdown ----------------------------------------------------------------------------
-
-
-def library_tasks() -> list[asyncio.Task[Any]]:
-    """Pending tasks running sockjs_gateway code."""
-    found = []
-    for task in asyncio.all_tasks():
-        coro = task.get_coro()
-        if isinstance(coro, types.CoroutineType) and "sockjs_gateway" in coro.cr_code.co_filename:
-            found.append(task)
-    return found
 
 
 async def test_shutdown_says_going_away_and_leaves_nothing(make_endpoint: MakeEndpoint) -> None:

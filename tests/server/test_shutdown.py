@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import types
 import warnings
 from typing import Any
 
@@ -15,7 +14,7 @@ from aiohttp import ClientResponse, WSMsgType, web
 from aiohttp.test_utils import BaseTestServer, TestClient, TestServer
 
 from sockjs_gateway import Endpoint, Session, SockJSOptions, add_endpoint
-from tests.conftest import RecordingHandler
+from tests.conftest import RecordingHandler, library_tasks
 
 TIMEOUT = 5.0
 Client = TestClient[web.Request, web.Application]
@@ -47,16 +46,6 @@ async def start(
     )
     client: Client = await aiohttp_client(server)
     return client, endpoint
-
-
-def library_tasks() -> list[asyncio.Task[Any]]:
-    """Pending tasks running sockjs_gateway code."""
-    found = []
-    for task in asyncio.all_tasks():
-        coro = task.get_coro()
-        if isinstance(coro, types.CoroutineType) and "sockjs_gateway" in coro.cr_code.co_filename:
-            found.append(task)
-    return found
 
 
 async def read_line(response: ClientResponse) -> bytes:
