@@ -50,6 +50,8 @@ def quote(text: str) -> str:
         gives ``text`` back.
     """
     encoded = _dumps(text)
+    if text.isascii():
+        return encoded  # its only escapable code points are controls, which _dumps escaped
     if SERVER_ESCAPED.search(encoded) is None:
         return encoded
     return SERVER_ESCAPED.sub(_escape, encoded)

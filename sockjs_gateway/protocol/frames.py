@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from ..exceptions import BadPayload
 from .escaping import quote
@@ -34,6 +36,23 @@ BROKEN_JSON = "Broken JSON encoding."
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _loads = json.JSONDecoder().decode
+# The C scanner behind json.loads (typeshed does not declare the attribute).
+_scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+_SPACE = re.compile("[ \t\n\r]*")
+
+
+def _parse_json(text: str) -> Any:
+    # A client's frame almost always starts with "[": scan it directly, skipping the
+    # whitespace matching json.loads does first (same grammar, same errors).
+    if text[0] != "[":
+        return _loads(text)
+    try:
+        value, end = _scan(text, 0)
+    except StopIteration:
+        raise ValueError("not JSON") from None
+    if end != len(text) and _SPACE.fullmatch(text, end) is None:
+        raise ValueError("extra data")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +125,7 @@ def decode_messages(text: str, *, allow_single: bool = False) -> list[str]:
     if not text:
         raise BadPayload(PAYLOAD_EXPECTED)
     try:
-        value = _loads(text)
+        value = _parse_json(text)
     except (ValueError, RecursionError):
         raise BadPayload(BROKEN_JSON) from None
     if isinstance(value, str) and allow_single:
@@ -116,6 +135,6 @@ def decode_messages(text: str, *, allow_single: bool = False) -> list[str]:
     for index, item in enumerate(value):
         if not isinstance(item, str):
             raise BadPayload(PAYLOAD_EXPECTED)
-        if _LONE_SURROGATE.search(item) is not None:
+        if not item.isascii() and _LONE_SURROGATE.search(item) is not None:
             value[index] = _LONE_SURROGATE.sub("\ufffd", item)
     return value
