@@ -57,6 +57,11 @@ class SockJSOptions:
     #: closes the connection with 1009. The default admits a 1 MiB message with room for
     #: JSON escaping.
     max_message_bytes: int = 4 * 1024 * 1024
+    #: Offer permessage-deflate to WebSocket clients that ask for it. Off by default, as in
+    #: sockjs-node: SockJS messages are small, and a deflate context costs every session
+    #: tens of kilobytes and every message CPU. Compressed sessions run on aiohttp's
+    #: ``WebSocketResponse``, the others on the server's own lighter connection.
+    websocket_compression: bool = False
     #: Origins (page origins, as browsers send them) allowed to use the endpoint: ``()``
     #: means the server's own origin only; ``("*",)`` every origin; otherwise patterns such
     #: as ``"https://*.example.com"`` (``*``: any run of characters but ``/``). A request

@@ -139,6 +139,8 @@ class HttpReceiver:
     def write_direct(self, frame: bytes) -> bool:
         return False  # HTTP receivers write from their request's task
 
+    frames_direct = False
+
     async def wait(self) -> None:
         self._waiter = asyncio.get_running_loop().create_future()
         try:

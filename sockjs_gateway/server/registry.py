@@ -173,23 +173,52 @@ class SessionRegistry:
     async def deliver(self, session: Session, messages: list[str], size: int) -> None:
         """The client sent ``messages`` (``size`` bytes on the wire). Waits while the
         session's handler queue is full, so a client cannot outrun its handler."""
-        while session._inbound >= self._max_inbound and session.state is SessionState.OPEN:
-            waiter = session._space
-            if waiter is None or waiter.done():
-                waiter = session._space = asyncio.get_running_loop().create_future()
-            await waiter
+        while (space := self.wait_for_space(session)) is not None:
+            await space
+        self.deliver_now(session, messages, size)
+
+    def wait_for_space(self, session: Session) -> asyncio.Future[None] | None:
+        """None if the session's handler queue has room (or the session is not open);
+        else a future resolved once it has. A connection that cannot wait stops reading
+        until then."""
+        if session._inbound < self._max_inbound or session.machine.state is not SessionState.OPEN:
+            return None
+        waiter = session._space
+        if waiter is None or waiter.done():
+            waiter = session._space = asyncio.get_running_loop().create_future()
+        return waiter
+
+    def deliver_now(self, session: Session, messages: list[str], size: int) -> None:
+        """Queue ``messages`` for the handler at once (the caller heeds
+        :meth:`wait_for_space` before it reads more)."""
         if session.machine.state is not SessionState.OPEN or not messages:
             return
         self.stats.messages_in += len(messages)
         self.stats.bytes_in += size
         session._inbound += len(messages)
-        session.machine.receive(messages)
-        self._after(session)
+        machine = session.machine
+        machine.receive(messages)
+        # Receiving changes no deadline and queues no frame: the one event only needs
+        # to reach the handler (every other change already went through _after).
+        session._inbox.extend(machine.take_events())
+        if not session._consuming:
+            self._start_consumer(session)
 
     def send(self, session: Session, message: str) -> bool:
-        """Queue one application message for ``session``."""
+        """Send one application message to ``session``: straight to the wire as its own
+        frame when the session's WebSocket is open, idle and reading, else queued."""
         machine = session.machine
-        return self._queue(session, message if machine.raw else quote(message))
+        wire = message if machine.raw else quote(message)
+        receiver = session.receiver
+        if (
+            receiver is not None
+            and receiver.frames_direct
+            and machine.bypass(self._now())
+            and receiver.write_direct(text_frame(wire if machine.raw else f"a[{wire}]"))
+        ):
+            self.stats.messages_out += 1
+            return True
+        return self._queue(session, wire)
 
     def _queue(self, session: Session, wire: str) -> bool:
         machine = session.machine

@@ -28,6 +28,11 @@ class Receiver(Protocol):
     def write_direct(self, frame: bytes) -> bool:
         """Write a ready-made WebSocket frame at once if this receiver can (else False)."""
 
+    @property
+    def frames_direct(self) -> bool:
+        """Whether :meth:`write_direct` takes frames at all (it may still refuse one
+        while the client is not reading)."""
+
 
 class Session:
     """One SockJS session as the application sees it.

@@ -1,10 +1,13 @@
 """SockJS-framed (``/{server}/{session}/websocket``) and raw (``/websocket``) WebSocket.
 
-Both run the same pump: the request's task reads frames and hands messages to the
-registry; a :class:`WebSocketReceiver` writes whatever the session's machine has, from a
-short-lived task started on wake-up, and closes the socket once the session is closed.
-The raw variant has no SockJS framing (each message is one WebSocket text frame) and uses
-WebSocket pings instead of ``h`` frames.
+A SockJS-framed session without permessage-deflate runs on the server's own connection
+(:mod:`.rfc6455`). The others (raw, compressed, Hixie-76) run on aiohttp's
+``WebSocketResponse`` (or :mod:`.hixie76`) through one pump: the request's task reads
+frames and hands messages to the registry; a :class:`WebSocketReceiver` writes whatever
+the session's machine has (straight to the transport when it can, else from a short-lived
+task), and closes the socket once the session is closed. The raw variant has no SockJS
+framing (each message is one WebSocket text frame) and uses WebSocket pings instead of
+``h`` frames.
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ from aiohttp import ServerTimeoutError, WebSocketError, WSCloseCode, WSMsgType, 
 from ..exceptions import BadPayload
 from ..protocol.frames import decode_messages
 from ..protocol.state import SessionState
-from . import hixie76
+from . import hixie76, rfc6455
 from .disconnect import watch_disconnect
+from .rfc6455 import ws_close_code
 from .session import Session
 from .static import text_response
 from .wsframe import frame_size, text_frame
@@ -44,16 +48,6 @@ def check_upgrade(request: web.BaseRequest) -> web.Response | None:
     if "upgrade" not in tokens:
         return text_response(400, '"Connection" must be "Upgrade".')
     return None
-
-
-_SENDABLE_CODES = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011})
-
-
-def _ws_close_code(code: int) -> int:
-    # A WebSocket close frame may carry the RFC 6455 codes above and application codes
-    # 3000-4999; SockJS-only codes such as 2010 are told in the ``c`` frame, and the socket
-    # then ends with 1000.
-    return code if code in _SENDABLE_CODES or 3000 <= code <= 4999 else 1000
 
 
 class _Socket(Protocol):
@@ -150,6 +144,10 @@ class WebSocketReceiver:
                 return
         self._task = self._loop.create_task(self._flush())
 
+    @property
+    def frames_direct(self) -> bool:
+        return self._direct
+
     def write_direct(self, frame: bytes) -> bool:
         """Write one ready-made frame now if the fast path is open (for broadcasts)."""
         transport = self._room()
@@ -186,7 +184,7 @@ class WebSocketReceiver:
             closed_with = machine.closed_with
             if closed_with is not None and not ws.closed:
                 await ws.close(
-                    code=_ws_close_code(closed_with.code),
+                    code=ws_close_code(closed_with.code),
                     message=closed_with.reason.encode()[:123],  # a close frame holds 125 bytes
                 )
         except (ConnectionError, RuntimeError, asyncio.CancelledError):
@@ -209,17 +207,23 @@ async def websocket(
     if refused is not None:
         return refused
     options = endpoint.options
+    legacy = hixie76.is_hixie76(request)
+    if not raw and not legacy and not (options.websocket_compression and _offers_deflate(request)):
+        accept = rfc6455.accept_value(request)
+        if accept is not None:
+            return await rfc6455.serve(request, endpoint, session_id, accept, principal)
     ws: _Socket
     response: web.StreamResponse
-    if hixie76.is_hixie76(request):
-        legacy = await hixie76.accept(request, options.max_message_bytes)
-        ws, response = legacy, legacy.response
-        if legacy.closed:
+    if legacy:
+        hixie = await hixie76.accept(request, options.max_message_bytes)
+        ws, response = hixie, hixie.response
+        if hixie.closed:
             return response
     else:
         ws = response = web.WebSocketResponse(
             max_msg_size=options.max_message_bytes + 1,  # aiohttp refuses sizes >= its limit
             heartbeat=options.heartbeat_delay if raw else None,
+            compress=options.websocket_compression,
         )
         await response.prepare(request)
     registry = endpoint.registry
@@ -293,6 +297,10 @@ def _closed(session: Session, code: int, reason: str) -> None:
 async def _refuse(ws: _Socket, session: Session, code: int, reason: str) -> None:
     _closed(session, code, reason)
     await ws.close(code=code, message=reason.encode())
+
+
+def _offers_deflate(request: web.BaseRequest) -> bool:
+    return "permessage-deflate" in request.headers.get("Sec-WebSocket-Extensions", "")
 
 
 def _ignore() -> None:

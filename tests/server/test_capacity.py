@@ -186,7 +186,9 @@ async def test_compressed_message_over_the_limit_closes_with_1009(
     make_endpoint: MakeEndpoint, path: str
 ) -> None:
     handler = RecordingHandler()
-    client, endpoint = await make_endpoint(handler, max_message_bytes=64 * 1024)
+    client, endpoint = await make_endpoint(
+        handler, max_message_bytes=64 * 1024, websocket_compression=True
+    )
     raw = path == "/sockjs/websocket"
     async with client.ws_connect(path, compress=15) as ws:
         assert ws.compress == 15  # permessage-deflate was negotiated
@@ -294,7 +296,9 @@ async def frames_from(sock: socket.socket, buffered: bytes) -> AsyncIterator[tup
 async def test_deflate_bomb_is_not_inflated_past_the_limit(make_endpoint: MakeEndpoint) -> None:
     """64 MiB that deflate to 64 KiB: the server stops inflating at the limit (1 MiB)."""
     handler = RecordingHandler()
-    client, endpoint = await make_endpoint(handler, max_message_bytes=1024 * 1024)
+    client, endpoint = await make_endpoint(
+        handler, max_message_bytes=1024 * 1024, websocket_compression=True
+    )
     deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
     inflated = b'["' + b"x" * (64 * 1024 * 1024) + b'"]'
     bomb = deflate.compress(inflated) + deflate.flush(zlib.Z_SYNC_FLUSH)
