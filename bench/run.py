@@ -781,7 +781,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     header = f"# Benchmarks\n\n{dt.datetime.now():%Y-%m-%d %H:%M}; {describe(args.gateway_ref)}\n"
 
     if args.profile:
-        picked = [sc for sc in scenarios if sc.key in ("ws-echo-100", "ws-broadcast-1000")]
+        # Without --only: the two scenarios that tell the most about the hot paths.
+        default = ("ws-echo-100", "ws-broadcast-1000")
+        picked = [sc for sc in scenarios if args.only or sc.key in default]
         gateway = next(srv for srv in _servers(gateway_src) if srv.key == "gateway")
         text = (
             header
