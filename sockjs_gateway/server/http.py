@@ -10,7 +10,6 @@ whose writes stay stuck past ``send_time_limit`` is cut off by the registry.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
@@ -50,7 +49,8 @@ class HttpReceiver:
         "lost",
         "sent",
         "_session",
-        "_wrap",
+        "_spec",
+        "_callback",
         "_chunked",
         "_budget",
         "_paused",
@@ -64,17 +64,18 @@ class HttpReceiver:
         #: Bytes of frames this response carried (for ``response_limit``).
         self.sent = 0
         self._session: Session | None = None
-        self._wrap: Callable[[str], bytes] | None = None
+        self._spec: TransportSpec | None = None
+        self._callback = ""
         self._chunked = False
         self._budget = 0
         self._paused = False
         self._direct = False
 
     def stream_directly(
-        self, session: Session, wrap: Callable[[str], bytes], *, chunked: bool, budget: int
+        self, session: Session, spec: TransportSpec, callback: str, *, chunked: bool, budget: int
     ) -> None:
         """Let :meth:`wake` write ``session``'s frames itself (see the class docstring)."""
-        self._session, self._wrap = session, wrap
+        self._session, self._spec, self._callback = session, spec, callback
         self._chunked, self._budget = chunked, budget
         self._direct = True
 
@@ -105,11 +106,11 @@ class HttpReceiver:
 
     def _write_queued(self) -> bool:
         """Write queued frames to the transport; True if the request's task need not wake."""
-        session, wrap = self._session, self._wrap
+        session, spec = self._session, self._spec
         transport = self._request.transport
         if (
             session is None
-            or wrap is None
+            or spec is None
             or self._waiter is None  # the task is writing itself
             or transport is None
             or transport.is_closing()
@@ -118,7 +119,7 @@ class HttpReceiver:
         frames = session.machine.take_frames(asyncio.get_running_loop().time())
         written = 0
         for frame in frames:
-            data = wrap(frame)
+            data = spec.wrap(frame, self._callback).encode()
             transport.write(b"%x\r\n%s\r\n" % (len(data), data) if self._chunked else data)
             written += len(data)
         self.sent += written
@@ -227,12 +228,7 @@ async def _stream(
             await response.prepare(request)
             # Frames go out one chunk each: clients and the protocol suite read by chunk.
             await response.write(spec.prelude(callback).encode())
-            receiver.stream_directly(
-                session,
-                lambda frame: spec.wrap(frame, callback).encode(),
-                chunked=chunked,
-                budget=budget,
-            )
+            receiver.stream_directly(session, spec, callback, chunked=chunked, budget=budget)
             while not receiver.lost:
                 if machine.finished or receiver.sent >= budget:
                     registry.detach(session)
