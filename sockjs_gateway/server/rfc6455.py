@@ -1,5 +1,8 @@
 """SockJS-framed WebSocket sessions on a connection the server drives itself (RFC 6455).
 
+Client frames are parsed by the sans-I/O :class:`~..protocol.wsreader.FrameReader`; this
+module is the glue between it, the transport and the session registry.
+
 aiohttp's ``WebSocketResponse`` parses each client frame into a queue and wakes the
 handler's task to read it, and writes each server frame through a coroutine. For an echo
 that machinery costs more than SockJS itself. So for the common case (a SockJS-framed
@@ -33,6 +36,7 @@ from aiohttp import web
 from ..exceptions import BadPayload
 from ..protocol.frames import Close, decode_messages
 from ..protocol.state import SessionState
+from ..protocol.wsreader import FrameReader
 from .wsframe import text_frame
 
 if TYPE_CHECKING:
@@ -47,13 +51,7 @@ CLOSE_TIMEOUT = 5.0
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _LOST = (1006, "Connection lost")
-_BAD_UTF8 = "Invalid UTF-8 text message"
-# Codes a client may put in its close frame (RFC 6455 7.4.1, and 3000-4999).
-_CLIENT_CLOSE_CODES = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013})
 _SENDABLE_CODES = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011})
-
-_TEXT, _BINARY, _CONTINUATION = 0x1, 0x2, 0x0
-_CLOSE, _PING, _PONG = 0x8, 0x9, 0xA
 
 
 def accept_value(request: web.BaseRequest) -> str | None:
@@ -76,14 +74,6 @@ def ws_close_code(code: int) -> int:
     codes and 3000-4999; SockJS-only codes such as 2010 are told in the ``c`` frame, and
     the socket then ends with 1000."""
     return code if code in _SENDABLE_CODES or 3000 <= code <= 4999 else 1000
-
-
-def _unmask(payload: bytes, mask: bytes) -> bytes:
-    # XOR as one big integer: C speed without a per-byte loop.
-    size = len(payload)
-    key = (mask * (size // 4 + 1))[:size]
-    value = int.from_bytes(payload, "little") ^ int.from_bytes(key, "little")
-    return value.to_bytes(size, "little")
 
 
 def _close_frame(code: int, reason: str) -> bytes:
@@ -114,16 +104,11 @@ class DirectWebSocket(asyncio.BufferedProtocol):
         "_session",
         "_transport",
         "_inner",
-        "_max",
-        "_tail",
-        "_need",
-        "_fragments",
-        "_fragments_size",
+        "_reader",
         "_held",
         "_paused",
         "_close_sent",
         "_close_timer",
-        "_discard",
         "_loop",
         "done",
     )
@@ -134,16 +119,11 @@ class DirectWebSocket(asyncio.BufferedProtocol):
         self._session = session
         self._transport = transport
         self._inner = inner  # aiohttp's protocol for this connection
-        self._max = max_size
-        self._tail: bytearray | None = None  # bytes of a frame not complete yet
-        self._need = 0  # how many bytes _tail must hold before parsing goes on
-        self._fragments: list[bytes] | None = None  # a fragmented text message so far
-        self._fragments_size = 0
+        self._reader = FrameReader(self, max_size)
         self._held = False  # reading paused: the handler queue is full
         self._paused = False  # writing paused: the client stopped reading
         self._close_sent = False
         self._close_timer: asyncio.TimerHandle | None = None
-        self._discard = False  # the client broke the protocol: its bytes are dropped
         self._loop = asyncio.get_running_loop()
         #: Resolved when the connection is gone.
         self.done: asyncio.Future[None] = self._loop.create_future()
@@ -157,16 +137,7 @@ class DirectWebSocket(asyncio.BufferedProtocol):
         self.data_received(_read_buffer.view[:nbytes].tobytes())
 
     def data_received(self, data: bytes) -> None:
-        if self._discard:
-            return
-        tail = self._tail
-        if tail is not None:
-            tail += data
-            if self._held or len(tail) < self._need:
-                return
-            self._tail = None
-            data = bytes(tail)
-        self._parse(data)
+        self._reader.feed(data)
 
     def eof_received(self) -> bool:
         return False  # the client will send nothing more: close our side too
@@ -240,112 +211,21 @@ class DirectWebSocket(asyncio.BufferedProtocol):
     async def finish(self) -> None:
         """Nothing to wait for: every write is done by the time it returns."""
 
-    # -- reading ---------------------------------------------------------------------------
+    # -- what the frame reader reports ------------------------------------------------------
 
-    def _parse(self, data: bytes) -> None:
-        pos = 0
-        size = len(data)
-        need = 0
-        while pos < size:
-            if self._held or self._discard or self._transport.is_closing():
-                break
-            if size - pos < 2:
-                need = 2
-                break
-            first = data[pos]
-            second = data[pos + 1]
-            length = second & 0x7F
-            if length < 126:
-                start = pos + 6
-            elif length == 126:
-                if size - pos < 4:
-                    need = 4
-                    break
-                length = (data[pos + 2] << 8) | data[pos + 3]
-                start = pos + 8
-            else:
-                if size - pos < 10:
-                    need = 10
-                    break
-                length = int.from_bytes(data[pos + 2 : pos + 10], "big")
-                start = pos + 14
-            if not second & 0x80:
-                return self._fail(1002, "Client frames must be masked.")
-            if first & 0x08:
-                if length > 125:
-                    return self._fail(1002, "Control frames must be under 126 bytes.")
-            elif length + self._fragments_size > self._max:
-                return self._fail(1009, f"Message size {length} exceeds limit {self._max}")
-            end = start + length
-            if end > size:
-                need = end - pos
-                break
-            payload = _unmask(data[start:end], data[start - 4 : start]) if length else b""
-            pos = end
-            if first == 0x81 and self._fragments is None:  # the usual case: a whole text frame
-                self._text(payload)
-            else:
-                self._frame(first, payload)
-        if pos < size and not self._discard and not self._transport.is_closing():
-            self._tail = bytearray(data[pos:] if pos else data)
-            self._need = need
-
-    def _frame(self, first: int, payload: bytes) -> None:
-        if first & 0x70:
-            return self._fail(1002, "Reserved bits set without an extension.")
-        opcode = first & 0x0F
-        fin = first & 0x80
-        if opcode >= 0x8:
-            if not fin:
-                return self._fail(1002, "Control frames must not be fragmented.")
-            if opcode == _PING:
-                if not self._close_sent:
-                    self._transport.write(bytes((0x8A, len(payload))) + payload)
-            elif opcode == _CLOSE:
-                self._closed_by_client(payload)
-            elif opcode != _PONG:
-                self._fail(1002, f"Unknown opcode {opcode}.")
-            return None
-        if opcode == _BINARY:
-            return self._fail(1003, "Text frames only.")
-        if opcode == _TEXT:
-            if self._fragments is not None:
-                return self._fail(1002, "A new message began inside a fragmented one.")
-            if fin:
-                return self._text(payload)
-            self._fragments = [payload]
-            self._fragments_size = len(payload)
-        elif opcode == _CONTINUATION:
-            if self._fragments is None:
-                return self._fail(1002, "Continuation frame without a message.")
-            self._fragments.append(payload)
-            self._fragments_size += len(payload)
-            if fin:
-                whole = b"".join(self._fragments)
-                self._fragments = None
-                self._fragments_size = 0
-                self._text(whole)
-        else:
-            self._fail(1002, f"Unknown opcode {opcode}.")
-        return None
-
-    def _text(self, payload: bytes) -> None:
-        if not payload:
-            return  # the protocol: empty frames are ignored
-        try:
-            text = payload.decode("utf-8")
-        except UnicodeDecodeError:
-            return self._fail(1007, _BAD_UTF8)
+    def on_text(self, text: str, size: int) -> None:
         try:
             messages = decode_messages(text, allow_single=True)
         except BadPayload as error:
-            return self._fail(1007, str(error))
+            self._reader.stop()
+            return self.on_error(1007, str(error))
         session = self._session
         registry = session.endpoint.registry
-        registry.deliver_now(session, messages, len(payload))
+        registry.deliver_now(session, messages, size)
         space = registry.wait_for_space(session)
         if space is not None:
             self._held = True
+            self._reader.hold()
             self._transport.pause_reading()
             space.add_done_callback(self._go_on)
         return None
@@ -354,49 +234,34 @@ class DirectWebSocket(asyncio.BufferedProtocol):
         if not self._held:
             return
         self._held = False
-        transport = self._transport
-        if transport.is_closing():
-            return
-        transport.resume_reading()
-        tail = self._tail
-        if tail is not None and len(tail) >= self._need:
-            self._tail = None
-            self._parse(bytes(tail))
+        if not self._transport.is_closing():
+            self._transport.resume_reading()
+            self._reader.release()
 
-    def _closed_by_client(self, payload: bytes) -> None:
-        code, reason = 1005, ""
-        if len(payload) == 1:
-            return self._fail(1002, "Invalid close frame.")
-        if payload:
-            code = int.from_bytes(payload[:2], "big")
-            if code not in _CLIENT_CLOSE_CODES and not 3000 <= code <= 4999:
-                return self._fail(1002, f"Invalid close code: {code}")
-            try:
-                reason = payload[2:].decode("utf-8")
-            except UnicodeDecodeError:
-                return self._fail(1007, _BAD_UTF8)
+    def on_ping(self, payload: bytes) -> None:
+        if not self._close_sent:
+            self._transport.write(bytes((0x8A, len(payload))) + payload)
+
+    def on_close(self, code: int, reason: str) -> None:
         session = self._session
         if session.machine.state is not SessionState.CLOSED:
             session.endpoint.registry.client_closed(session, code, reason)
         if not self._close_sent:
             self._send_close(Close(code, reason))
         self._transport.close()  # the closing handshake is complete
-        return None
 
-    def _fail(self, code: int, reason: str) -> None:
+    def on_error(self, code: int, reason: str) -> None:
         """The client broke the protocol: close with ``code``, which its handler hears.
 
-        Whatever the client sends next is read and dropped (closing at once could make
-        the client's kernel drop our close frame when it gets a reset), and our side of
-        the connection is shut once the close frame is out, so the client closes too.
+        The reader drops whatever the client sends next (closing at once could make the
+        client's kernel drop our close frame when it gets a reset), and our side of the
+        connection is shut once the close frame is out, so the client closes too.
         """
         session = self._session
         if session.machine.state is not SessionState.CLOSED:
             session.endpoint.registry.client_closed(session, code, reason)
         if not self._close_sent:
             self._send_close(Close(code, reason))
-        self._discard = True
-        self._tail = self._fragments = None
         transport = self._transport
         if self._held:
             self._held = False

@@ -1,0 +1,222 @@
+"""Reading RFC 6455 client frames, without I/O: bytes in, calls to a sink out.
+
+:class:`FrameReader` takes the bytes a client sent, in whatever pieces they arrived, and
+tells its :class:`FrameSink` about whole text messages (reassembled from fragments and
+checked as UTF-8), pings, and the client's close frame. Anything the protocol forbids
+(an unmasked frame, reserved bits without an extension, a fragmented or long control
+frame, a stray continuation, an unknown opcode, a binary frame: SockJS is text only, bad
+UTF-8, a message over the size limit, a malformed close frame) ends in one ``on_error``
+call with the close code the protocol assigns, and the reader takes nothing more.
+
+The owner may :meth:`~FrameReader.hold` the reader from inside a sink call (its handler
+queue is full): bytes already read are kept, unparsed, until :meth:`~FrameReader.release`.
+Memory is bounded by the size limit: a frame that announces more is refused from its
+header, before its payload is buffered.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+__all__ = ["FrameReader", "FrameSink", "BAD_UTF8"]
+
+#: The reason given with 1007 when text is not UTF-8.
+BAD_UTF8 = "Invalid UTF-8 text message"
+
+# Codes a client may put in its close frame (RFC 6455 7.4.1), besides 3000-4999.
+_CLOSE_CODES = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013})
+_TEXT, _BINARY, _CONTINUATION = 0x1, 0x2, 0x0
+_CLOSE, _PING, _PONG = 0x8, 0x9, 0xA
+
+
+class FrameSink(Protocol):
+    """What a :class:`FrameReader` reports to."""
+
+    def on_text(self, text: str, size: int) -> None:
+        """A whole, non-empty text message (``size``: its bytes on the wire)."""
+
+    def on_ping(self, payload: bytes) -> None:
+        """A ping; the owner answers with a pong carrying ``payload``."""
+
+    def on_close(self, code: int, reason: str) -> None:
+        """The client's close frame (1005 if it gave no code)."""
+
+    def on_error(self, code: int, reason: str) -> None:
+        """The client broke the protocol; close with ``code``. Nothing follows."""
+
+
+def _unmask(payload: bytes, mask: bytes) -> bytes:
+    # XOR as one big integer: C speed without a per-byte loop.
+    size = len(payload)
+    key = (mask * (size // 4 + 1))[:size]
+    value = int.from_bytes(payload, "little") ^ int.from_bytes(key, "little")
+    return value.to_bytes(size, "little")
+
+
+class FrameReader:
+    """Parses one connection's client frames (see the module docstring)."""
+
+    __slots__ = ("_sink", "_max", "_tail", "_need", "_fragments", "_fragments_size", "_state")
+
+    _READING, _HELD, _STOPPED = 0, 1, 2
+
+    def __init__(self, sink: FrameSink, max_size: int) -> None:
+        self._sink = sink
+        self._max = max_size  # the largest message, in bytes
+        self._tail: bytearray | None = None  # bytes of a frame not complete yet
+        self._need = 0  # how many bytes _tail must hold before parsing goes on
+        self._fragments: list[bytes] | None = None  # a fragmented message so far
+        self._fragments_size = 0
+        self._state = self._READING
+
+    @property
+    def stopped(self) -> bool:
+        """True once an error was reported or :meth:`stop` was called."""
+        return self._state == self._STOPPED
+
+    def hold(self) -> None:
+        """Parse nothing more until :meth:`release`; keep what arrives meanwhile."""
+        if self._state == self._READING:
+            self._state = self._HELD
+
+    def release(self) -> None:
+        """Parse what was kept while held, and whatever comes next."""
+        if self._state != self._HELD:
+            return
+        self._state = self._READING
+        tail = self._tail
+        if tail is not None and len(tail) >= self._need:
+            self._tail = None
+            self._parse(bytes(tail))
+
+    def stop(self) -> None:
+        """Drop everything from now on."""
+        self._state = self._STOPPED
+        self._tail = self._fragments = None
+
+    def feed(self, data: bytes) -> None:
+        """Bytes from the client, in order."""
+        if self._state == self._STOPPED:
+            return
+        tail = self._tail
+        if tail is not None:
+            tail += data
+            if self._state == self._HELD or len(tail) < self._need:
+                return
+            self._tail = None
+            data = bytes(tail)
+        self._parse(data)
+
+    def _parse(self, data: bytes) -> None:
+        pos = 0
+        size = len(data)
+        need = 0
+        while pos < size and self._state == self._READING:
+            if size - pos < 2:
+                need = 2
+                break
+            first = data[pos]
+            second = data[pos + 1]
+            length = second & 0x7F
+            if length < 126:
+                start = pos + 6
+            elif length == 126:
+                if size - pos < 4:
+                    need = 4
+                    break
+                length = (data[pos + 2] << 8) | data[pos + 3]
+                start = pos + 8
+            else:
+                if size - pos < 10:
+                    need = 10
+                    break
+                length = int.from_bytes(data[pos + 2 : pos + 10], "big")
+                start = pos + 14
+            if not second & 0x80:
+                return self._error(1002, "Client frames must be masked.")
+            if first & 0x08:
+                if length > 125:
+                    return self._error(1002, "Control frames must be under 126 bytes.")
+            elif length + self._fragments_size > self._max:
+                return self._error(1009, f"Message size {length} exceeds limit {self._max}")
+            end = start + length
+            if end > size:
+                need = end - pos
+                break
+            payload = _unmask(data[start:end], data[start - 4 : start]) if length else b""
+            pos = end
+            if first == 0x81 and self._fragments is None:  # the usual case: a whole text frame
+                self._text(payload)
+            else:
+                self._frame(first, payload)
+        if pos < size and self._state != self._STOPPED:
+            self._tail = bytearray(data[pos:] if pos else data)
+            self._need = need
+
+    def _frame(self, first: int, payload: bytes) -> None:
+        if first & 0x70:
+            return self._error(1002, "Reserved bits set without an extension.")
+        opcode = first & 0x0F
+        fin = first & 0x80
+        if opcode >= 0x8:
+            if not fin:
+                return self._error(1002, "Control frames must not be fragmented.")
+            if opcode == _PING:
+                self._sink.on_ping(payload)
+            elif opcode == _CLOSE:
+                self._close(payload)
+            elif opcode != _PONG:
+                self._error(1002, f"Unknown opcode {opcode}.")
+            return None
+        if opcode == _BINARY:
+            return self._error(1003, "Text frames only.")
+        if opcode == _TEXT:
+            if self._fragments is not None:
+                return self._error(1002, "A new message began inside a fragmented one.")
+            if fin:
+                return self._text(payload)
+            self._fragments = [payload]
+            self._fragments_size = len(payload)
+        elif opcode == _CONTINUATION:
+            if self._fragments is None:
+                return self._error(1002, "Continuation frame without a message.")
+            self._fragments.append(payload)
+            self._fragments_size += len(payload)
+            if fin:
+                whole = b"".join(self._fragments)
+                self._fragments = None
+                self._fragments_size = 0
+                self._text(whole)
+        else:
+            self._error(1002, f"Unknown opcode {opcode}.")
+        return None
+
+    def _text(self, payload: bytes) -> None:
+        if not payload:
+            return  # the protocol: empty frames are ignored
+        try:
+            text = payload.decode("utf-8")
+        except UnicodeDecodeError:
+            return self._error(1007, BAD_UTF8)
+        self._sink.on_text(text, len(payload))
+        return None
+
+    def _close(self, payload: bytes) -> None:
+        code, reason = 1005, ""
+        if len(payload) == 1:
+            return self._error(1002, "Invalid close frame.")
+        if payload:
+            code = int.from_bytes(payload[:2], "big")
+            if code not in _CLOSE_CODES and not 3000 <= code <= 4999:
+                return self._error(1002, f"Invalid close code: {code}")
+            try:
+                reason = payload[2:].decode("utf-8")
+            except UnicodeDecodeError:
+                return self._error(1007, BAD_UTF8)
+        self.stop()  # nothing may follow a close frame
+        self._sink.on_close(code, reason)
+        return None
+
+    def _error(self, code: int, reason: str) -> None:
+        self.stop()
+        self._sink.on_error(code, reason)
