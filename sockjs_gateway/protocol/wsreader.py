@@ -16,9 +16,13 @@ header, before its payload is buffered.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
-__all__ = ["FrameReader", "FrameSink", "BAD_UTF8"]
+__all__ = ["FrameReader", "FrameSink", "BAD_UTF8", "Unmask", "unmask"]
+
+#: ``unmask(payload, mask) -> bytes``: the client's payload XORed with its 4-byte mask.
+Unmask = Callable[[bytes, bytes], bytes]
 
 #: The reason given with 1007 when text is not UTF-8.
 BAD_UTF8 = "Invalid UTF-8 text message"
@@ -45,8 +49,8 @@ class FrameSink(Protocol):
         """The client broke the protocol; close with ``code``. Nothing follows."""
 
 
-def _unmask(payload: bytes, mask: bytes) -> bytes:
-    # XOR as one big integer: C speed without a per-byte loop.
+def unmask(payload: bytes, mask: bytes) -> bytes:
+    """The payload XORed with the mask, as one big integer: no per-byte Python loop."""
     size = len(payload)
     key = (mask * (size // 4 + 1))[:size]
     value = int.from_bytes(payload, "little") ^ int.from_bytes(key, "little")
@@ -56,12 +60,22 @@ def _unmask(payload: bytes, mask: bytes) -> bytes:
 class FrameReader:
     """Parses one connection's client frames (see the module docstring)."""
 
-    __slots__ = ("_sink", "_max", "_tail", "_need", "_fragments", "_fragments_size", "_state")
+    __slots__ = (
+        "_sink",
+        "_max",
+        "_unmask",
+        "_tail",
+        "_need",
+        "_fragments",
+        "_fragments_size",
+        "_state",
+    )
 
     _READING, _HELD, _STOPPED = 0, 1, 2
 
-    def __init__(self, sink: FrameSink, max_size: int) -> None:
+    def __init__(self, sink: FrameSink, max_size: int, unmask: Unmask = unmask) -> None:
         self._sink = sink
+        self._unmask = unmask
         self._max = max_size  # the largest message, in bytes
         self._tail: bytearray | None = None  # bytes of a frame not complete yet
         self._need = 0  # how many bytes _tail must hold before parsing goes on
@@ -143,7 +157,7 @@ class FrameReader:
             if end > size:
                 need = end - pos
                 break
-            payload = _unmask(data[start:end], data[start - 4 : start]) if length else b""
+            payload = self._unmask(data[start:end], data[start - 4 : start]) if length else b""
             pos = end
             if first == 0x81 and self._fragments is None:  # the usual case: a whole text frame
                 self._text(payload)

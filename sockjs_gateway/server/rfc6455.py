@@ -29,6 +29,7 @@ import asyncio
 import base64
 import hashlib
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -36,7 +37,7 @@ from aiohttp import web
 from ..exceptions import BadPayload
 from ..protocol.frames import Close, decode_messages
 from ..protocol.state import SessionState
-from ..protocol.wsreader import FrameReader
+from ..protocol.wsreader import FrameReader, unmask
 from .wsframe import text_frame
 
 if TYPE_CHECKING:
@@ -74,6 +75,24 @@ def ws_close_code(code: int) -> int:
     codes and 3000-4999; SockJS-only codes such as 2010 are told in the ``c`` frame, and
     the socket then ends with 1000."""
     return code if code in _SENDABLE_CODES or 3000 <= code <= 4999 else 1000
+
+
+def _c_unmask() -> Callable[[bytes, bytes], bytes]:
+    """aiohttp's C unmasking (0.4 us less per message than ours); ours if it has moved."""
+    try:
+        from aiohttp._websocket.helpers import websocket_mask
+    except ImportError:  # a private module of aiohttp
+        return unmask
+
+    def fast(payload: bytes, mask: bytes) -> bytes:
+        buffer = bytearray(payload)
+        websocket_mask(mask, buffer)
+        return bytes(buffer)
+
+    return fast
+
+
+_unmask = _c_unmask()
 
 
 def _close_frame(code: int, reason: str) -> bytes:
@@ -119,7 +138,7 @@ class DirectWebSocket(asyncio.BufferedProtocol):
         self._session = session
         self._transport = transport
         self._inner = inner  # aiohttp's protocol for this connection
-        self._reader = FrameReader(self, max_size)
+        self._reader = FrameReader(self, max_size, _unmask)
         self._held = False  # reading paused: the handler queue is full
         self._paused = False  # writing paused: the client stopped reading
         self._close_sent = False
