@@ -9,10 +9,11 @@ earlier, never pushed later: a firing that finds nothing due just re-arms, so th
 
 Handler hooks run in one consumer per session that drains the session's event queue, so
 a slow hook never blocks heartbeats, other sessions or the request that delivered the
-message, and hooks of one session run strictly in order. The consumer starts *eagerly*:
-its first step runs at once, and only a hook that really awaits something gets a task to
-finish in (what Python 3.12's eager task factory does; we support 3.11). An echo or
-broadcast hook, which never waits, so costs no task per message. That queue is
+message, and hooks of one session run strictly in order. Hooks start *eagerly*: messages
+for an idle session go straight to ``on_message`` (no event, no queue), and only a hook
+that really awaits something gets a task to finish in, which then takes the rest (what
+Python 3.12's eager task factory does; we support 3.11). An echo or broadcast hook, which
+never waits, so costs no task and no queueing per message. That queue is
 bounded (``max_inbound_messages``): past it, the request or WebSocket that brings more
 messages waits, which pushes back on the client instead of growing memory.
 """
@@ -22,7 +23,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Coroutine, Iterator
+from collections.abc import Awaitable, Coroutine, Iterator
+from types import CoroutineType
 from typing import TYPE_CHECKING, Any
 
 from ..handler import ConnectionInfo, Handler
@@ -35,6 +37,7 @@ from ..protocol.state import (
     TIMED_OUT,
     Attach,
     Closed,
+    Event,
     Opened,
     QueueLimits,
     Received,
@@ -191,17 +194,45 @@ class SessionRegistry:
     def deliver_now(self, session: Session, messages: list[str], size: int) -> None:
         """Queue ``messages`` for the handler at once (the caller heeds
         :meth:`wait_for_space` before it reads more)."""
-        if session.machine.state is not SessionState.OPEN or not messages:
-            return
-        self.stats.messages_in += len(messages)
-        self.stats.bytes_in += size
-        session._inbound += len(messages)
         machine = session.machine
-        machine.receive(messages)
-        # Receiving changes no deadline and queues no frame: the one event only needs
-        # to reach the handler (every other change already went through _after).
-        session._inbox.extend(machine.take_events())
+        if machine.state is not SessionState.OPEN or not messages:
+            return
+        stats = self.stats
+        stats.messages_in += len(messages)
+        stats.bytes_in += size
         if not session._consuming:
+            return self._hand_over(session, messages)
+        # Earlier events are still being handled: these wait their turn. (Receiving
+        # changes no deadline and queues no frame, so _after has nothing else to do.)
+        session._inbound += len(messages)
+        machine.receive(messages)
+        session._inbox.extend(machine.take_events())
+        return None
+
+    def _hand_over(self, session: Session, messages: list[str]) -> None:
+        """Run the message hooks of an idle session at once, in order. A hook that
+        really waits finishes in a consumer task, which then handles the rest."""
+        session._consuming = True  # events raised meanwhile (a close) wait their turn
+        handler = self._handler
+        for index, message in enumerate(messages):
+            hook = handler.on_message(session, message)
+            coro = hook if type(hook) is CoroutineType else _awaiting(hook)
+            try:
+                awaited = coro.send(None)
+            except StopIteration:
+                continue
+            except Exception:
+                self._hook_failed(session, None)
+                break
+            rest = Received(messages[index + 1 :]) if index + 1 < len(messages) else None
+            if rest is not None:
+                session._inbox.insert(0, rest)  # before anything raised by the hooks
+            session._inbound += 1 + (len(rest.messages) if rest is not None else 0)
+            loop = asyncio.get_running_loop()
+            session._consumer = loop.create_task(self._consume(session, (coro, awaited), rest))
+            return
+        session._consuming = False
+        if session._inbox:
             self._start_consumer(session)
 
     def send(self, session: Session, message: str) -> bool:
@@ -353,34 +384,64 @@ class SessionRegistry:
             return  # every hook finished without waiting
         session._consumer = asyncio.get_running_loop().create_task(_finish(coro, awaited))
 
-    async def _consume(self, session: Session) -> None:
+    def _hook_failed(self, session: Session, event: Event | None) -> None:
+        """A hook raised: count and log it, and close the session with 1011 (unless it
+        was ``on_close``). ``event`` None: a message hook."""
+        self.stats.handler_errors += 1
+        log.exception("handler failed in session %r", session.id)
+        if not isinstance(event, Closed):
+            self.close(session, *HANDLER_ERROR)
+
+    def _handled(self, session: Session, count: int) -> None:
+        """``count`` messages left the handler queue: a reader waiting for room goes on."""
+        session._inbound -= count
+        space = session._space
+        if space is not None and not space.done():
+            space.set_result(None)
+
+    async def _consume(
+        self,
+        session: Session,
+        started: tuple[Coroutine[Any, Any, None], Any] | None = None,
+        rest: Received | None = None,
+    ) -> None:
+        """Handle the session's events in order. ``started``: a message hook that already
+        ran its first step (and what it awaits); ``rest``: the messages that came with it,
+        first in the inbox, dropped if it fails."""
         handler = self._handler
         inbox = session._inbox
         try:
+            if started is not None:
+                try:
+                    await _finish(*started)
+                except Exception:
+                    self._hook_failed(session, None)
+                    if rest is not None and rest in inbox:
+                        inbox.remove(rest)
+                        self._handled(session, len(rest.messages))
+                self._handled(session, 1)
             while inbox:
                 event = inbox.pop(0)
                 try:
                     if isinstance(event, Received):
-                        for message in event.messages:
-                            await handler.on_message(session, message)
-                        session._inbound -= len(event.messages)
-                        space = session._space
-                        if space is not None and not space.done():
-                            space.set_result(None)
+                        try:
+                            for message in event.messages:
+                                await handler.on_message(session, message)
+                        finally:
+                            self._handled(session, len(event.messages))
                     elif isinstance(event, Opened):
                         await handler.on_open(session)
                     elif isinstance(event, Closed):
                         await handler.on_close(session, event.code, event.reason)
                 except Exception:
-                    self.stats.handler_errors += 1
-                    log.exception("handler failed in session %r", session.id)
-                    if isinstance(event, Received):
-                        session._inbound -= len(event.messages)
-                    if not isinstance(event, Closed):
-                        self.close(session, *HANDLER_ERROR)
+                    self._hook_failed(session, event)
         finally:
             session._consumer = None
             session._consuming = False
+
+
+async def _awaiting(awaitable: Awaitable[None]) -> None:
+    await awaitable  # a hook that returned another awaitable than a coroutine
 
 
 async def _finish(coro: Coroutine[Any, Any, None], awaited: Any) -> None:
