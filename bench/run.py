@@ -212,7 +212,12 @@ def _scenarios(s: Settings) -> list[Scenario]:
 
 
 def _applies(scenario: Scenario, server: Server) -> bool:
-    return scenario.websocket or server.sockjs
+    # The floor also long-polls (a minimal aiohttp xhr-polling echo), but does not stream.
+    return (
+        scenario.websocket
+        or server.sockjs
+        or (server.key == "floor" and scenario.loadgen == "xhr-polling-echo")
+    )
 
 
 # -- /proc ----------------------------------------------------------------------------------
@@ -838,7 +843,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "the same row's figure (rates: higher is better for a; CPU, latency and KB: lower is). "
         "Server CPU is utime+stime from /proc/PID/stat over the measured window; RSS is VmRSS "
         "after the sessions settled minus VmRSS before they opened. The floor speaks plain "
-        "WebSocket (no SockJS framing), so it sits out the HTTP transports."
+        "WebSocket (no SockJS framing); for xhr-polling it is a minimal aiohttp long-poll "
+        "echo answering the same frames (no session expiry, heartbeats or CORS), which "
+        "shows what aiohttp's per-request cost allows; it sits out the streaming rows."
     )
     lost = [
         f"{sc.key}, {srv}: {m['lost']:.0f} deliveries lost (not received within 5 s)"

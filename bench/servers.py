@@ -7,7 +7,9 @@ message to every session) on 127.0.0.1, with no access log, on the default async
   ``response_limit=131072``, served by a plain ``AppRunner`` without the access log the
   command line turns on, so every Python server pays the same for logging (nothing).
   ``BENCH_GATEWAY_SRC`` (set by ``--gateway-ref``) names a source snapshot to import.
-- ``floor``: plain aiohttp WebSocket (no SockJS framing): what SockJS framing costs.
+- ``floor``: plain aiohttp WebSocket (no SockJS framing): what SockJS framing costs. Also a
+  minimal xhr-polling echo (``/echo/{server}/{session}/xhr`` and ``xhr_send``, the same
+  frames, nothing else): what aiohttp's per-request cost alone allows for polling.
 - ``aiosockjs``: aio-libs ``sockjs`` 0.13, run from its own venv (bench/.peers/aiosockjs).
 
 Imports are made inside each factory: the aio-libs venv has no sockjs_gateway and the
@@ -61,9 +63,38 @@ def floor_app() -> web.Application:
             peers.discard(ws)
         return ws
 
+    import json
+
+    polls: dict[str, list[Any]] = {}  # session id -> [queued messages, waiting future]
+
+    async def xhr(request: web.Request) -> web.Response:
+        state = polls.get(request.match_info["session"])
+        if state is None:
+            polls[request.match_info["session"]] = [[], None]
+            return web.Response(text="o\n")
+        if not state[0]:
+            state[1] = asyncio.get_running_loop().create_future()
+            try:
+                await asyncio.wait_for(state[1], 25)
+            except TimeoutError:
+                return web.Response(text="h\n")
+        messages, state[0] = state[0], []
+        return web.Response(text="a" + json.dumps(messages) + "\n")
+
+    async def xhr_send(request: web.Request) -> web.Response:
+        state = polls.get(request.match_info["session"])
+        if state is None:
+            raise web.HTTPNotFound()
+        state[0].extend(json.loads(await request.text()))
+        if state[1] is not None and not state[1].done():
+            state[1].set_result(None)
+        return web.Response(status=204)
+
     app = web.Application()
     app.router.add_get("/echo", echo)
     app.router.add_get("/broadcast", broadcast)
+    app.router.add_post("/echo/{server}/{session}/xhr", xhr)
+    app.router.add_post("/echo/{server}/{session}/xhr_send", xhr_send)
     return app
 
 
