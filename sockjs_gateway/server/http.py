@@ -10,6 +10,7 @@ whose writes stay stuck past ``send_time_limit`` is cut off by the registry.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
@@ -17,7 +18,7 @@ from aiohttp import web
 
 from ..exceptions import BadPayload
 from ..protocol.frames import BROKEN_JSON, PAYLOAD_EXPECTED, decode_messages, encode
-from ..protocol.replies import TEXT_PLAIN
+from ..protocol.replies import TEXT_PLAIN, Headers
 from ..protocol.state import ANOTHER_CONNECTION, Attach
 from ..protocol.transports import TransportSpec
 from .disconnect import watch_disconnect
@@ -112,6 +113,7 @@ class HttpReceiver:
             session is None
             or spec is None
             or self._waiter is None  # the task is writing itself
+            or self._waiter.done()
             or transport is None
             or transport.is_closing()
         ):
@@ -142,65 +144,86 @@ class HttpReceiver:
 
     frames_direct = False
 
-    async def wait(self) -> None:
-        self._waiter = asyncio.get_running_loop().create_future()
-        try:
-            await self._waiter
-        finally:
-            self._waiter = None
+    def wait(self) -> asyncio.Future[None]:
+        """What the request's task awaits until the next :meth:`wake` (a future, not a
+        coroutine: one frame less in every waiting response)."""
+        waiter = self._waiter = asyncio.get_running_loop().create_future()
+        return waiter
 
 
-async def receive(
+def receive(
     request: web.Request, endpoint: Endpoint, spec: TransportSpec, session: Session, callback: str
-) -> web.StreamResponse:
+) -> Awaitable[web.StreamResponse]:
     """The downstream half of every HTTP transport (``xhr``, ``xhr_streaming``,
-    ``eventsource``, ``htmlfile``, ``jsonp``)."""
-    headers = [("Content-Type", spec.content_type), *endpoint.session_headers(request, spec)]
-    registry = endpoint.registry
+    ``eventsource``, ``htmlfile``, ``jsonp``).
+
+    A plain function that attaches the receiver and returns the coroutine that answers,
+    so that only that one frame stays alive while a response waits for frames."""
     receiver = HttpReceiver(request)
-    result = registry.attach(session, receiver)
+    result = endpoint.registry.attach(session, receiver)
+    if result is Attach.OK:
+        if spec.streaming:
+            return _stream(request, endpoint, spec, session, receiver, callback)
+        return _poll(request, endpoint, spec, session, receiver, callback)
     if result is Attach.BUSY:
-        frames = [encode(ANOTHER_CONNECTION)]
-    elif result is Attach.GONE:
-        frames = [session.machine.close_frame or ""]
-    elif spec.streaming:
-        return await _stream(request, endpoint, spec, session, receiver, callback, headers)
-    else:
-        frames = await _poll(request, endpoint, session, receiver)
-    response: web.StreamResponse
-    if spec.streaming:  # the stream carries only the answer to a busy or closed session
-        response = web.StreamResponse(headers=headers)
-        if request.version < (1, 1):
-            response.force_close()
-        await response.prepare(request)
-        await response.write(spec.prelude(callback).encode())
-        await response.write(spec.wrap(frames[0], callback).encode())
-        await response.write_eof()
-        return response
+        return _answer(request, endpoint, spec, callback, encode(ANOTHER_CONNECTION))
+    return _answer(request, endpoint, spec, callback, session.machine.close_frame or "")
+
+
+def _headers(request: web.Request, endpoint: Endpoint, spec: TransportSpec) -> Headers:
+    return [("Content-Type", spec.content_type), *endpoint.session_headers(request, spec)]
+
+
+async def _answer(
+    request: web.Request, endpoint: Endpoint, spec: TransportSpec, callback: str, frame: str
+) -> web.StreamResponse:
+    """The one-frame answer to a busy or closed session."""
+    if not spec.streaming:
+        return _reply(request, endpoint, spec, callback, [frame])
+    response = web.StreamResponse(headers=_headers(request, endpoint, spec))
+    if request.version < (1, 1):
+        response.force_close()
+    await response.prepare(request)
+    await response.write(spec.prelude(callback).encode())
+    await response.write(spec.wrap(frame, callback).encode())
+    await response.write_eof()
+    return response
+
+
+def _reply(
+    request: web.Request, endpoint: Endpoint, spec: TransportSpec, callback: str, frames: list[str]
+) -> web.Response:
     body = "".join(spec.wrap(frame, callback) for frame in frames).encode()
-    registry.stats.bytes_out += len(body)
-    return web.Response(body=body, headers=headers)
+    endpoint.registry.stats.bytes_out += len(body)
+    return web.Response(body=body, headers=_headers(request, endpoint, spec))
 
 
 async def _poll(
-    request: web.Request, endpoint: Endpoint, session: Session, receiver: HttpReceiver
-) -> list[str]:
+    request: web.Request,
+    endpoint: Endpoint,
+    spec: TransportSpec,
+    session: Session,
+    receiver: HttpReceiver,
+    callback: str,
+) -> web.Response:
     registry = endpoint.registry
     loop = asyncio.get_running_loop()
+    frames: list[str] = []
     with watch_disconnect(request, receiver.lose):
         try:
             while True:
                 frames = session.machine.take_frames(loop.time(), limit=1)
                 if frames:
                     registry.detach(session)
-                    return frames
+                    break
                 if receiver.lost:
                     registry.interrupt(session)
-                    return []
+                    break
                 await receiver.wait()
         except asyncio.CancelledError:
             registry.interrupt(session)
             raise
+    return _reply(request, endpoint, spec, callback, frames)
 
 
 async def _stream(
@@ -210,13 +233,12 @@ async def _stream(
     session: Session,
     receiver: HttpReceiver,
     callback: str,
-    headers: list[tuple[str, str]],
 ) -> web.StreamResponse:
     registry = endpoint.registry
     machine = session.machine
     loop = asyncio.get_running_loop()
     budget = endpoint.options.response_limit
-    response = web.StreamResponse(headers=headers)
+    response = web.StreamResponse(headers=_headers(request, endpoint, spec))
     chunked = request.version >= (1, 1)
     if not chunked:
         response.force_close()  # no chunking in HTTP/1.0: the end of the stream is EOF
