@@ -38,7 +38,7 @@ from ..exceptions import BadPayload
 from ..protocol.frames import Close, decode_messages
 from ..protocol.state import SessionState
 from ..protocol.wsreader import FrameReader, unmask
-from .wsframe import text_frame
+from .wsframe import close_reason, text_frame
 
 if TYPE_CHECKING:
     from .endpoint import Endpoint
@@ -96,7 +96,7 @@ _unmask = _c_unmask()
 
 
 def _close_frame(code: int, reason: str) -> bytes:
-    payload = code.to_bytes(2, "big") + reason.encode()[:123]  # a close frame holds 125
+    payload = code.to_bytes(2, "big") + close_reason(reason)
     return bytes((0x88, len(payload))) + payload
 
 

@@ -26,7 +26,7 @@ from .disconnect import watch_disconnect
 from .rfc6455 import ws_close_code
 from .session import Session
 from .static import text_response
-from .wsframe import frame_size, text_frame
+from .wsframe import close_reason, frame_size, text_frame
 
 if TYPE_CHECKING:
     from .endpoint import Endpoint
@@ -185,7 +185,7 @@ class WebSocketReceiver:
             if closed_with is not None and not ws.closed:
                 await ws.close(
                     code=ws_close_code(closed_with.code),
-                    message=closed_with.reason.encode()[:123],  # a close frame holds 125 bytes
+                    message=close_reason(closed_with.reason),
                 )
         except (ConnectionError, RuntimeError, asyncio.CancelledError):
             pass  # the socket is gone (or cut off); the reading side ends the session

@@ -10,10 +10,19 @@ from __future__ import annotations
 
 import struct
 
-__all__ = ["text_frame", "frame_size"]
+__all__ = ["text_frame", "frame_size", "close_reason"]
 
 _HEAD_126 = struct.Struct("!BBH")
 _HEAD_127 = struct.Struct("!BBQ")
+
+
+def close_reason(reason: str) -> bytes:
+    """``reason`` as a close frame can carry it: at most 123 bytes of UTF-8 (after the
+    2-byte code, in a 125-byte control frame), never cut inside a character."""
+    data = reason.encode()
+    if len(data) <= 123:
+        return data
+    return data[:123].decode("utf-8", "ignore").encode()
 
 
 def frame_size(text: str) -> int:

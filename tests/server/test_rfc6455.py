@@ -284,3 +284,16 @@ async def test_vanished_client_closes_the_session_with_1006(make_endpoint: MakeE
     closes = await handler.wait_for("close")
     assert closes[0][2:] == (1006, "Connection lost")
     await gone(endpoint)
+
+
+async def test_a_long_close_reason_is_cut_on_a_character_boundary(
+    make_endpoint: MakeEndpoint,
+) -> None:
+    """A close frame holds 123 bytes of reason; the cut never splits a character (a
+    browser fails the connection on a reason that is not UTF-8)."""
+    wire, handler, _ = await opened(make_endpoint)
+    session = (await handler.wait_for("open"))[0][1]
+    session.close(4000, "\u00e9" * 100)  # 200 bytes of UTF-8
+    assert await wire.text() == 'c[4000,"' + "\u00e9" * 100 + '"]'  # the c frame has it all
+    assert await wire.close_frame() == (4000, "\u00e9" * 61)  # 122 bytes, strict UTF-8
+    wire.close()
