@@ -19,6 +19,7 @@ from aiohttp import WSMsgType, WSServerHandshakeError, web
 from aiohttp.test_utils import TestClient
 
 from tests.conftest import MakeEndpoint, RecordingHandler
+from tests.wsframes import TEXT, client_frame
 
 TIMEOUT = 5.0
 Client = TestClient[web.Request, web.Application]
@@ -251,18 +252,6 @@ async def test_websocket_message_at_the_limit_is_accepted(
         assert (msg.type, msg.data) == (WSMsgType.CLOSE, 1009)
 
 
-def ws_frame(opcode: int, payload: bytes, *, rsv1: bool = False) -> bytes:
-    """A masked client frame (the all-zero mask leaves the payload as it is)."""
-    first = 0x80 | (0x40 if rsv1 else 0) | opcode
-    if len(payload) < 126:
-        header = struct.pack("!BB", first, 0x80 | len(payload))
-    elif len(payload) < 1 << 16:
-        header = struct.pack("!BBH", first, 0x80 | 126, len(payload))
-    else:
-        header = struct.pack("!BBQ", first, 0x80 | 127, len(payload))
-    return header + b"\0\0\0\0" + payload
-
-
 async def frames_from(sock: socket.socket, buffered: bytes) -> AsyncIterator[tuple[int, bytes]]:
     """Server frames (opcode, payload) read from ``sock``, after ``buffered`` bytes."""
     loop = asyncio.get_running_loop()
@@ -331,7 +320,7 @@ async def test_deflate_bomb_is_not_inflated_past_the_limit(make_endpoint: MakeEn
             assert b"permessage-deflate" in head.lower()
             await handler.wait_for("open")
             tracemalloc.reset_peak()
-            await loop.sock_sendall(sock, ws_frame(0x1, bomb, rsv1=True))
+            await loop.sock_sendall(sock, client_frame(TEXT, bomb, rsv=0x40))  # RSV1: deflated
             close_code = None
             async for opcode, payload in frames_from(sock, rest):
                 if opcode == 0x8:

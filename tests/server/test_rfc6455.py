@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import struct
 
 import pytest
@@ -14,28 +13,9 @@ import pytest
 from sockjs_gateway import Endpoint
 from sockjs_gateway.server import rfc6455
 from tests.conftest import MakeEndpoint, RecordingHandler
+from tests.wsframes import BINARY, CLOSE, CONTINUATION, PING, PONG, TEXT, client_frame
 
 TIMEOUT = 5.0
-TEXT, BINARY, CONTINUATION, CLOSE, PING, PONG = 0x1, 0x2, 0x0, 0x8, 0x9, 0xA
-
-
-def client_frame(
-    opcode: int, payload: bytes, *, fin: bool = True, rsv: int = 0, masked: bool = True
-) -> bytes:
-    """A client frame with a random mask (or none, which the server must refuse)."""
-    first = (0x80 if fin else 0) | rsv | opcode
-    size = len(payload)
-    bit = 0x80 if masked else 0
-    if size < 126:
-        head = struct.pack("!BB", first, bit | size)
-    elif size < 1 << 16:
-        head = struct.pack("!BBH", first, bit | 126, size)
-    else:
-        head = struct.pack("!BBQ", first, bit | 127, size)
-    if not masked:
-        return head + payload
-    mask = os.urandom(4)
-    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
 
 
 class Wire:
