@@ -74,6 +74,13 @@ async def _stomp_page(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(STATIC_DIR / "stomp.html")
 
 
+async def _shared(request: web.Request) -> web.StreamResponse:
+    """What both pages share: ``demo.css`` and ``demo.js``."""
+    name = request.match_info["name"]
+    kind = "text/css" if name.endswith(".css") else "application/javascript"
+    return web.FileResponse(STATIC_DIR / name, headers={"Content-Type": kind})
+
+
 async def _client(request: web.Request) -> web.StreamResponse:
     path = sockjs_client_path() if request.path == _CLIENT_URL else stompjs_path()
     if path is None:
@@ -89,6 +96,7 @@ def make_app() -> web.Application:
     app.router.add_get("/stomp.html", _stomp_page)
     app.router.add_get(_CLIENT_URL, _client)
     app.router.add_get(_STOMPJS_URL, _client)
+    app.router.add_get("/static/{name:demo\\.(?:css|js)}", _shared)
     options = SockJSOptions(sockjs_url=_CLIENT_URL)
     add_endpoint(app, ChatHandler(), prefix="/chat", options=options)
     add_endpoint(app, StompHandler(), prefix="/stomp", options=options)

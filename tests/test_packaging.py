@@ -86,6 +86,7 @@ def test_installed_wheel_is_the_package(venv_python: Path, tmp_path: Path) -> No
 
 
 CLIENT_JS = ROOT / "node_modules" / "sockjs-client" / "dist" / "sockjs.min.js"
+STATIC = ROOT / "sockjs_gateway" / "static"
 
 
 @pytest.mark.parametrize("client_installed", [False, True])
@@ -120,6 +121,11 @@ async def test_installed_wheel_serves_the_demo(
                 assert "<title>" in await page.text()
             async with http.get(url + "stomp.html") as page:
                 assert page.status == 200
+            for shared, kind in (("demo.css", "text/css"), ("demo.js", "application/javascript")):
+                async with http.get(url + "static/" + shared) as asset:
+                    assert asset.status == 200
+                    assert asset.content_type == kind
+                    assert await asset.read() == (STATIC / shared).read_bytes()
             async with http.get(url + "chat/info") as info:
                 assert info.status == 200
                 assert (await info.json())["websocket"] is True
