@@ -52,7 +52,7 @@ from .wsframe import text_frame
 if TYPE_CHECKING:
     from .endpoint import Endpoint
 
-__all__ = ["SessionRegistry", "HANDLER_ERROR", "GOING_AWAY"]
+__all__ = ["SessionRegistry", "HANDLER_ERROR", "GOING_AWAY", "CONNECTION_LOST"]
 
 log = logging.getLogger("sockjs_gateway")
 
@@ -60,6 +60,8 @@ log = logging.getLogger("sockjs_gateway")
 HANDLER_ERROR = (1011, "Internal error")
 #: Close code and reason every open session gets when the application shuts down.
 GOING_AWAY = (1001, "Going away")
+#: Close code and reason when a WebSocket's connection ends without a close frame.
+CONNECTION_LOST = (1006, "Connection lost")
 
 
 class SessionRegistry:
@@ -268,7 +270,10 @@ class SessionRegistry:
         self._after(session)
 
     def client_closed(self, session: Session, code: int, reason: str) -> None:
-        """The client closed ``session`` (WebSocket close)."""
+        """The client closed ``session`` (a WebSocket close frame, a protocol error, or the
+        connection gone); nothing happens if the session is closed already."""
+        if session.machine.state is SessionState.CLOSED:
+            return
         session.machine.client_closed(code, reason)
         self._after(session)
 

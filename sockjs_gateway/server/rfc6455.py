@@ -36,8 +36,8 @@ from aiohttp import web
 
 from ..exceptions import BadPayload
 from ..protocol.frames import Close, decode_messages
-from ..protocol.state import SessionState
 from ..protocol.wsreader import FrameReader, unmask
+from .registry import CONNECTION_LOST
 from .wsframe import close_reason, text_frame
 
 if TYPE_CHECKING:
@@ -51,7 +51,6 @@ __all__ = ["DirectWebSocket", "serve", "accept_value", "ws_close_code", "CLOSE_T
 CLOSE_TIMEOUT = 5.0
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-_LOST = (1006, "Connection lost")
 _SENDABLE_CODES = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011})
 
 
@@ -166,8 +165,7 @@ class DirectWebSocket(asyncio.BufferedProtocol):
             self._close_timer.cancel()
             self._close_timer = None
         session = self._session
-        if session.machine.state is not SessionState.CLOSED:
-            session.endpoint.registry.client_closed(session, *_LOST)
+        session.endpoint.registry.client_closed(session, *CONNECTION_LOST)
         if not self.done.done():
             self.done.set_result(None)
         self._inner.connection_lost(exc)
@@ -263,8 +261,7 @@ class DirectWebSocket(asyncio.BufferedProtocol):
 
     def on_close(self, code: int, reason: str) -> None:
         session = self._session
-        if session.machine.state is not SessionState.CLOSED:
-            session.endpoint.registry.client_closed(session, code, reason)
+        session.endpoint.registry.client_closed(session, code, reason)
         if not self._close_sent:
             self._send_close(Close(code, reason))
         self._transport.close()  # the closing handshake is complete
@@ -277,8 +274,7 @@ class DirectWebSocket(asyncio.BufferedProtocol):
         connection is shut once the close frame is out, so the client closes too.
         """
         session = self._session
-        if session.machine.state is not SessionState.CLOSED:
-            session.endpoint.registry.client_closed(session, code, reason)
+        session.endpoint.registry.client_closed(session, code, reason)
         if not self._close_sent:
             self._send_close(Close(code, reason))
         transport = self._transport
@@ -327,7 +323,6 @@ async def serve(
     finally:
         if not connection.done.done():  # cancelled (the app is stopping): cut the connection
             transport.abort()
-        if session.machine.state is not SessionState.CLOSED:
-            registry.client_closed(session, *_LOST)
+        registry.client_closed(session, *CONNECTION_LOST)
         registry.forget(session)
     return response

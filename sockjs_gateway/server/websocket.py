@@ -20,9 +20,9 @@ from aiohttp import ServerTimeoutError, WebSocketError, WSCloseCode, WSMsgType, 
 
 from ..exceptions import BadPayload
 from ..protocol.frames import decode_messages
-from ..protocol.state import SessionState
 from . import hixie76, rfc6455
 from .disconnect import watch_disconnect
+from .registry import CONNECTION_LOST
 from .rfc6455 import ws_close_code
 from .session import Session
 from .static import text_response
@@ -245,16 +245,12 @@ async def websocket(
             # Runs on cancellation too (aiohttp cancels the handler when the client
             # vanishes if the app enables handler_cancellation): the session must never
             # outlive its socket.
-            if session.machine.state is not SessionState.CLOSED:
-                registry.client_closed(session, *_LOST)
+            registry.client_closed(session, *CONNECTION_LOST)
             try:
                 await receiver.finish()
             finally:
                 registry.forget(session)
     return response
-
-
-_LOST = (1006, "Connection lost")
 
 
 async def _read(ws: _Socket, session: Session, *, raw: bool) -> None:
@@ -286,12 +282,11 @@ async def _read(ws: _Socket, session: Session, *, raw: bool) -> None:
             if isinstance(ws.exception(), asyncio.TimeoutError | ServerTimeoutError):
                 registry.stats.heartbeat_timeouts += 1
                 return _closed(session, 1006, "No pong")
-            return _closed(session, *_LOST)
+            return _closed(session, *CONNECTION_LOST)
 
 
 def _closed(session: Session, code: int, reason: str) -> None:
-    if session.machine.state is not SessionState.CLOSED:
-        session.endpoint.registry.client_closed(session, code, reason)
+    session.endpoint.registry.client_closed(session, code, reason)
 
 
 async def _refuse(ws: _Socket, session: Session, code: int, reason: str) -> None:
