@@ -17,9 +17,10 @@ if TYPE_CHECKING:
 
 __all__ = ["SockJSOptions", "DEFAULT_SOCKJS_URL", "Authenticate", "SlowConsumer", "Binding"]
 
-#: ``async def authenticate(request) -> principal``: return any object (None for
-#: anonymous) or raise an ``aiohttp.web.HTTPException`` (e.g. ``HTTPForbidden``) to refuse.
-Authenticate = Callable[["web.Request"], Awaitable[Any]]
+#: ``async def authenticate(request) -> principal`` (or a plain ``def``): return any object
+#: (None for anonymous) or raise an ``aiohttp.web.HTTPException`` (e.g. ``HTTPForbidden``)
+#: to refuse.
+Authenticate = Callable[["web.Request"], Awaitable[Any] | Any]
 SlowConsumer = Literal["close", "drop-oldest", "drop-newest"]
 Binding = Literal["none", "ip", "principal"]
 
@@ -86,6 +87,13 @@ class SockJSOptions:
     #: Messages received but not yet handled, per session; past it the request or
     #: WebSocket bringing more waits for the handler (backpressure, not buffering).
     max_inbound_messages: int = 100
+    #: Bytes (as sent on the wire) of messages received but not yet handled, per session;
+    #: past it, the same backpressure. One message is always admitted into an empty queue,
+    #: so a session holds at most this plus ``max_message_bytes``.
+    max_inbound_bytes: int = 1024 * 1024
+    #: The same, summed over every session of the endpoint: past it, every connection that
+    #: brings more messages waits until handlers catch up.
+    max_inbound_bytes_total: int = 64 * 1024 * 1024
     #: Runs on the opening request of every session (any transport); see
     #: :data:`Authenticate`. The result is ``session.principal``.
     authenticate: Authenticate | None = None
@@ -111,6 +119,8 @@ class SockJSOptions:
                 self.max_queued_messages,
                 self.max_queued_bytes,
                 self.max_inbound_messages,
+                self.max_inbound_bytes,
+                self.max_inbound_bytes_total,
             )
             < 1
             or self.send_time_limit <= 0

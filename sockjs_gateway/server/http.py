@@ -316,15 +316,21 @@ async def send(
 ) -> web.Response:
     """The upstream half: ``POST .../xhr_send`` (a JSON array of strings; 204) and
     ``POST .../jsonp_send`` (the array as form field ``d`` or as the body; 200 "ok")."""
-    body = await _read_body(request, endpoint.options.max_message_bytes)
-    if body is None:
-        return text_response(413, PAYLOAD_TOO_LARGE, close=True)
-    jsonp = spec.needs_callback
-    try:
-        messages = _messages(body, form=jsonp and request.content_type == _FORM)
-    except BadPayload as error:
-        return text_response(500, str(error))
-    await endpoint.registry.deliver(session, messages, len(body))
+    registry = endpoint.registry
+    # One upstream request of a session at a time, and only once its handler has room:
+    # a waiting request holds no body (aiohttp stops reading it), and messages keep the
+    # order in which the client sent them.
+    async with registry.upstream(session):
+        await registry.room(session)
+        body = await _read_body(request, endpoint.options.max_message_bytes)
+        if body is None:
+            return text_response(413, PAYLOAD_TOO_LARGE, close=True)
+        jsonp = spec.needs_callback
+        try:
+            messages = _messages(body, form=jsonp and request.content_type == _FORM)
+        except BadPayload as error:
+            return text_response(500, str(error))
+        registry.deliver_now(session, messages, len(body))
     headers = [("Content-Type", TEXT_PLAIN), *endpoint.session_headers(request, spec)]
     if jsonp:
         return web.Response(body=b"ok", headers=headers)

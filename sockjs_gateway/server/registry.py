@@ -7,23 +7,34 @@ at ``machine.next_deadline()``. The timer is a ``loop.call_at`` handle that is o
 earlier, never pushed later: a firing that finds nothing due just re-arms, so the hot path
 (``send``) costs no timer work.
 
-Handler hooks run in one consumer per session that drains the session's event queue, so
-a slow hook never blocks heartbeats, other sessions or the request that delivered the
-message, and hooks of one session run strictly in order. Hooks start *eagerly*: messages
-for an idle session go straight to ``on_message`` (no event, no queue), and only a hook
-that really awaits something gets a task to finish in, which then takes the rest (what
-Python 3.12's eager task factory does; we support 3.11). An echo or broadcast hook, which
-never waits, so costs no task and no queueing per message. That queue is
-bounded (``max_inbound_messages``): past it, the request or WebSocket that brings more
-messages waits, which pushes back on the client instead of growing memory.
+Handler hooks run in a task of their session, never in the task of the request or
+connection that carried the message, and never outside a task: ``asyncio.current_task()``,
+``asyncio.timeout`` and client libraries behave as in any asyncio code. One session has
+at most one such task at a time; it drains the session's inbox in order and ends when the
+inbox is empty, so hooks of a session never overlap and an idle session holds no task.
+Every task of a session runs in that session's own ``contextvars.Context``, so a
+contextvar a hook sets is seen by the session's later hooks and by no other session.
+
+On Python 3.12+ a task started by network input begins *eagerly* (``eager_start=True``):
+an echo hook that never waits runs to its end inside the read that delivered the message,
+in its own task, with no scheduling step. Application calls (``session.close()``) only
+queue: their hooks run later, in the session's task. A hook that raises, or returns what
+cannot be awaited, is logged and closes its session with 1011; ``on_close`` runs once.
+
+The handler queue is bounded in messages and bytes, per session and per endpoint
+(``max_inbound_messages``, ``max_inbound_bytes``, ``max_inbound_bytes_total``): past a
+bound, the request or WebSocket that brings more messages waits, which pushes back on the
+client instead of growing memory.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import math
-from collections.abc import Awaitable, Coroutine, Iterator
+import sys
+from collections.abc import Callable, Iterator
 from types import CoroutineType
 from typing import TYPE_CHECKING, Any
 
@@ -37,10 +48,8 @@ from ..protocol.state import (
     TIMED_OUT,
     Attach,
     Closed,
-    Event,
     Opened,
     QueueLimits,
-    Received,
     Sent,
     SessionMachine,
     SessionState,
@@ -63,6 +72,8 @@ GOING_AWAY = (1001, "Going away")
 #: Close code and reason when a WebSocket's connection ends without a close frame.
 CONNECTION_LOST = (1006, "Connection lost")
 
+_EAGER_TASKS = sys.version_info >= (3, 12)
+
 
 class SessionRegistry:
     """Owns every session of one endpoint (never module-global)."""
@@ -78,6 +89,10 @@ class SessionRegistry:
             policy=SlowConsumerPolicy(options.slow_consumer),
         )
         self._max_inbound = options.max_inbound_messages
+        self._max_inbound_bytes = options.max_inbound_bytes
+        self._max_inbound_total = options.max_inbound_bytes_total
+        self._inbound_bytes = 0  # bytes waiting for every handler of the endpoint
+        self._waiting: list[asyncio.Future[None]] = []  # readers held by the endpoint bound
         self._by_id: dict[str, Session] = {}
         self._live: dict[Session, None] = {}  # insertion-ordered set of every session
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -137,20 +152,20 @@ class SessionRegistry:
         result = session.machine.attach(self._now())
         if result is Attach.OK:
             session.receiver = receiver
-        self._after(session)
+        self._after(session, eager=True)
         return result
 
     def detach(self, session: Session) -> None:
         """The receiver ended its response normally."""
         session.receiver = None
         session.machine.detach(self._now())
-        self._after(session)
+        self._after(session, eager=True)
 
     def interrupt(self, session: Session) -> None:
         """The receiver's connection went away: the session closes with 1002."""
         session.receiver = None
         session.machine.interrupt(self._now())
-        self._after(session)
+        self._after(session, eager=True)
 
     def begin_write(self, session: Session) -> None:
         """The receiver starts writing: a write stuck past ``send_time_limit`` is a slow
@@ -178,64 +193,61 @@ class SessionRegistry:
     async def deliver(self, session: Session, messages: list[str], size: int) -> None:
         """The client sent ``messages`` (``size`` bytes on the wire). Waits while the
         session's handler queue is full, so a client cannot outrun its handler."""
+        await self.room(session)
+        self.deliver_now(session, messages, size)
+
+    def upstream(self, session: Session) -> asyncio.Lock:
+        """The lock an upstream request (``xhr_send``, ``jsonp_send``) of ``session``
+        holds while it reads and delivers its body, so they take turns."""
+        lock = session._upstream
+        if lock is None:
+            lock = session._upstream = asyncio.Lock()
+        return lock
+
+    async def room(self, session: Session) -> None:
+        """Wait until the session's handler queue (and the endpoint's) has room."""
         while (space := self.wait_for_space(session)) is not None:
             await space
-        self.deliver_now(session, messages, size)
 
     def wait_for_space(self, session: Session) -> asyncio.Future[None] | None:
         """None if the session's handler queue has room (or the session is not open);
         else a future resolved once it has. A connection that cannot wait stops reading
-        until then."""
-        if session._inbound < self._max_inbound or session.machine.state is not SessionState.OPEN:
+        until then.
+
+        Room means: fewer than ``max_inbound_messages`` messages and fewer than
+        ``max_inbound_bytes`` bytes wait for this session's handler, and fewer than
+        ``max_inbound_bytes_total`` bytes wait for every handler of the endpoint.
+        """
+        if session.machine.state is not SessionState.OPEN:
+            return None
+        if (
+            session._inbound < self._max_inbound
+            and session._inbound_bytes < self._max_inbound_bytes
+            and self._inbound_bytes < self._max_inbound_total
+        ):
             return None
         waiter = session._space
         if waiter is None or waiter.done():
             waiter = session._space = asyncio.get_running_loop().create_future()
+            if session._inbound == 0:  # only the endpoint is full: wake on any progress
+                self._waiting.append(waiter)
         return waiter
 
     def deliver_now(self, session: Session, messages: list[str], size: int) -> None:
         """Queue ``messages`` for the handler at once (the caller heeds
         :meth:`wait_for_space` before it reads more)."""
-        machine = session.machine
-        if machine.state is not SessionState.OPEN or not messages:
+        if session.machine.state is not SessionState.OPEN or not messages:
             return
         stats = self.stats
         stats.messages_in += len(messages)
         stats.bytes_in += size
-        if not session._consuming:
-            return self._hand_over(session, messages)
-        # Earlier events are still being handled: these wait their turn. (Receiving
-        # changes no deadline and queues no frame, so _after has nothing else to do.)
         session._inbound += len(messages)
-        machine.receive(messages)
-        session._inbox.extend(machine.take_events())
-        return None
-
-    def _hand_over(self, session: Session, messages: list[str]) -> None:
-        """Run the message hooks of an idle session at once, in order. A hook that
-        really waits finishes in a consumer task, which then handles the rest."""
-        session._consuming = True  # events raised meanwhile (a close) wait their turn
-        handler = self._handler
-        for index, message in enumerate(messages):
-            hook = handler.on_message(session, message)
-            coro = hook if type(hook) is CoroutineType else _awaiting(hook)
-            try:
-                awaited = coro.send(None)
-            except StopIteration:
-                continue
-            except Exception:
-                self._hook_failed(session, None)
-                break
-            rest = Received(messages[index + 1 :]) if index + 1 < len(messages) else None
-            if rest is not None:
-                session._inbox.insert(0, rest)  # before anything raised by the hooks
-            session._inbound += 1 + (len(rest.messages) if rest is not None else 0)
-            loop = asyncio.get_running_loop()
-            session._consumer = loop.create_task(self._consume(session, (coro, awaited), rest))
-            return
-        session._consuming = False
-        if session._inbox:
-            self._start_consumer(session)
+        session._inbound_bytes += size
+        self._inbound_bytes += size
+        if session._consuming:
+            session._inbox.append(_Batch(messages, size))  # handled after what is queued
+        else:
+            self._start(session, _Batch(messages, size), eager=True)
 
     def send(self, session: Session, message: str) -> bool:
         """Send one application message to ``session``: straight to the wire as its own
@@ -275,7 +287,7 @@ class SessionRegistry:
         if session.machine.state is SessionState.CLOSED:
             return
         session.machine.client_closed(code, reason)
-        self._after(session)
+        self._after(session, eager=True)
 
     def broadcast(self, message: str) -> int:
         """Send ``message`` to every open session, quoting it once; never waits.
@@ -314,20 +326,22 @@ class SessionRegistry:
         for session in list(self._live):
             if session.machine.state is not SessionState.CLOSED:
                 self.close(session, code, reason)
-        consumers = [s._consumer for s in list(self._live) if s._consumer is not None]
-        if consumers:
+        tasks = [s._task for s in list(self._live) if s._task is not None]
+        if tasks:
             # Close hooks get disconnect_delay to finish; a hook stuck past that is
             # cancelled, whether or not its session was forgotten meanwhile.
-            await asyncio.wait(consumers, timeout=self._options.disconnect_delay)
-            for consumer in consumers:
-                consumer.cancel()
-            await asyncio.gather(*consumers, return_exceptions=True)
+            await asyncio.wait(tasks, timeout=self._options.disconnect_delay)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
         for session in list(self._live):
             self.forget(session)
 
     # -- the one place that follows every change --------------------------------------
 
-    def _after(self, session: Session) -> None:
+    def _after(self, session: Session, *, eager: bool = False) -> None:
+        """Follow a change to ``session``. ``eager``: the change came from the network or
+        a timer, not from application code, so new hooks may start in this very step."""
         machine = session.machine
         stats = self.stats
         if machine.drops:
@@ -348,7 +362,7 @@ class SessionRegistry:
                         session._space.set_result(None)
             session._inbox.extend(events)
             if not session._consuming:
-                self._start_consumer(session)
+                self._start(session, None, eager=eager)
         receiver = session.receiver
         if receiver is not None:
             if machine.abort_receiver:
@@ -378,100 +392,131 @@ class SessionRegistry:
             return
         if session.machine.timer_fired(self._now()):
             self.forget(session)
-        self._after(session)
+        self._after(session, eager=True)
 
-    def _start_consumer(self, session: Session) -> None:
+    # -- hooks: one task at a time per session, in the session's own context ------------
+
+    def _start(self, session: Session, first: _Batch | None, *, eager: bool) -> None:
+        """Start a task of ``session`` that runs ``first``, then everything in its inbox.
+
+        The task runs in the session's context, so contextvars a hook sets are seen by
+        its later hooks and by no other session. ``eager`` (Python 3.12+): the task's
+        first step runs now, as under ``asyncio.eager_task_factory``, so a hook that never
+        waits costs no scheduling; application calls (``close``) never start eagerly,
+        so a hook never runs inside them.
+        """
         session._consuming = True
-        coro = self._consume(session)
-        try:
-            awaited = coro.send(None)
-        except StopIteration:
-            return  # every hook finished without waiting
-        session._consumer = asyncio.get_running_loop().create_task(_finish(coro, awaited))
+        loop = self._loop or asyncio.get_running_loop()
+        coro = self._run(session, first)
+        if eager and _EAGER_TASKS:
+            task: asyncio.Task[None] = asyncio.Task(  # type: ignore[call-arg,unused-ignore]
+                coro, loop=loop, context=session._context, eager_start=True
+            )
+            if task.done():  # every hook finished without waiting
+                return _reap(task)
+        else:
+            task = loop.create_task(coro, context=session._context)
+        session._task = task
+        task.add_done_callback(_reap)
 
-    def _hook_failed(self, session: Session, event: Event | None) -> None:
-        """A hook raised: count and log it, and close the session with 1011 (unless it
-        was ``on_close``). ``event`` None: a message hook."""
-        self.stats.handler_errors += 1
-        log.exception("handler failed in session %r", session.id)
-        if not isinstance(event, Closed):
-            self.close(session, *HANDLER_ERROR)
-
-    def _handled(self, session: Session, count: int) -> None:
-        """``count`` messages left the handler queue: a reader waiting for room goes on."""
-        session._inbound -= count
-        space = session._space
-        if space is not None and not space.done():
-            space.set_result(None)
-
-    async def _consume(
-        self,
-        session: Session,
-        started: tuple[Coroutine[Any, Any, None], Any] | None = None,
-        rest: Received | None = None,
-    ) -> None:
-        """Handle the session's events in order. ``started``: a message hook that already
-        ran its first step (and what it awaits); ``rest``: the messages that came with it,
-        first in the inbox, dropped if it fails."""
+    async def _run(self, session: Session, first: _Batch | None) -> None:
+        """Handle ``first``, then the session's inbox, in order, until it is empty."""
         handler = self._handler
         inbox = session._inbox
         try:
-            if started is not None:
-                try:
-                    await _finish(*started)
-                except Exception:
-                    self._hook_failed(session, None)
-                    if rest is not None and rest in inbox:
-                        inbox.remove(rest)
-                        self._handled(session, len(rest.messages))
-                self._handled(session, 1)
+            if first is not None:
+                await self._messages(session, first)
             while inbox:
                 event = inbox.pop(0)
-                try:
-                    if isinstance(event, Received):
-                        try:
-                            for message in event.messages:
-                                await handler.on_message(session, message)
-                        finally:
-                            self._handled(session, len(event.messages))
-                    elif isinstance(event, Opened):
-                        await handler.on_open(session)
-                    elif isinstance(event, Closed):
-                        await handler.on_close(session, event.code, event.reason)
-                except Exception:
-                    self._hook_failed(session, event)
+                if type(event) is _Batch:
+                    await self._messages(session, event)
+                elif isinstance(event, Opened):
+                    await self._hook(session, "on_open", handler.on_open, (session,))
+                elif isinstance(event, Closed):
+                    args = (session, event.code, event.reason)
+                    await self._hook(session, "on_close", handler.on_close, args)
         finally:
-            session._consumer = None
+            session._task = None
             session._consuming = False
 
-
-async def _awaiting(awaitable: Awaitable[None]) -> None:
-    await awaitable  # a hook that returned another awaitable than a coroutine
-
-
-async def _finish(coro: Coroutine[Any, Any, None], awaited: Any) -> None:
-    """Drive ``coro``, whose first step already ran, to its end as a task would: wait for
-    what it awaits (a future, or ``None`` for a bare yield), then resume it."""
-    while True:
+    async def _messages(self, session: Session, batch: _Batch) -> None:
+        """``on_message`` for each message of ``batch``; the rest of the batch is dropped
+        once the session is closed (by the hook, or because it failed)."""
+        on_message = self._handler.on_message
+        machine = session.machine
         try:
-            if awaited is None:
-                await asyncio.sleep(0)
-            else:
-                # The coroutine yielded the future the way it yields to a task, which
-                # marks it "blocking"; a task clears the mark before waiting, so do we.
-                awaited._asyncio_future_blocking = False
-                await awaited
-        except BaseException:
-            # Cancelling this task cancels the future it waits on; the coroutine then
-            # learns it from that future when resumed below, as under a task. A
-            # cancellation during a bare yield is thrown in directly.
-            if awaited is None or not awaited.done():
-                try:
-                    awaited = coro.throw(asyncio.CancelledError())
-                except StopIteration:
-                    return
-                continue
+            for message in batch.messages:
+                if machine.state is not SessionState.OPEN:
+                    break
+                result = on_message(session, message)
+                if result is not None:
+                    if type(result) is CoroutineType:
+                        await result
+                    else:
+                        await _awaitable(result)
+        except Exception:
+            self._hook_failed(session, "on_message")
+        finally:
+            self._handled(session, batch)
+
+    async def _hook(
+        self, session: Session, name: str, hook: Callable[..., object], args: tuple[Any, ...]
+    ) -> None:
         try:
-            awaited = coro.send(None)
-        except StopIteration:
-            return
+            result = hook(*args)
+            if result is not None:
+                await _awaitable(result)
+        except Exception:
+            self._hook_failed(session, name)
+
+    def _hook_failed(self, session: Session, name: str) -> None:
+        """A hook raised (or returned what cannot be awaited): count and log it once, and
+        close the session with 1011, whose ``on_close`` then runs in this same task."""
+        self.stats.handler_errors += 1
+        log.exception(
+            "%s failed in session %r (%s); closing it with 1011",
+            name,
+            session.id,
+            session.info.transport,
+        )
+        if name != "on_close":
+            self.close(session, *HANDLER_ERROR)
+
+    def _handled(self, session: Session, batch: _Batch) -> None:
+        """``batch`` left the handler queue: readers waiting for room go on."""
+        session._inbound -= len(batch.messages)
+        session._inbound_bytes -= batch.size
+        self._inbound_bytes -= batch.size
+        space = session._space
+        if space is not None and not space.done():
+            space.set_result(None)
+        waiting = self._waiting
+        if waiting and self._inbound_bytes < self._max_inbound_total:
+            self._waiting = []
+            for waiter in waiting:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+
+class _Batch:
+    """Messages of one client write (``size`` bytes on the wire) waiting for the handler."""
+
+    __slots__ = ("messages", "size")
+
+    def __init__(self, messages: list[str], size: int) -> None:
+        self.messages = messages
+        self.size = size
+
+
+async def _awaitable(result: object) -> None:
+    """Await what a hook returned. Hooks may be plain functions, whose result is ignored
+    unless it is awaitable (docs/handlers.md)."""
+    if inspect.isawaitable(result):
+        await result
+
+
+def _reap(task: asyncio.Task[None]) -> None:
+    """The owner of every session task: hooks' own errors are handled inside it, so an
+    exception here is a bug of ours, and is logged rather than lost."""
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.error("session task failed", exc_info=error)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextvars
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..handler import ConnectionInfo
-from ..protocol.state import Event, SessionMachine, SessionState
+from ..protocol.state import SessionMachine, SessionState
 
 if TYPE_CHECKING:
     import asyncio
@@ -52,9 +53,12 @@ class Session:
         "_timer_when",
         "_inbox",
         "_inbound",
+        "_inbound_bytes",
         "_space",
-        "_consumer",
+        "_task",
         "_consuming",
+        "_context",
+        "_upstream",
         "principal",
     )
 
@@ -78,11 +82,17 @@ class Session:
         self._registry = registry
         self._timer: asyncio.TimerHandle | None = None
         self._timer_when = 0.0
-        self._inbox: list[Event] = []  # a list: an empty deque costs ~600 bytes per session
+        # Opened/Closed events and message batches for the handler, oldest first (a list:
+        # an empty deque costs ~600 bytes per session).
+        self._inbox: list[object] = []
         self._inbound = 0  # messages waiting for the handler
+        self._inbound_bytes = 0  # and their size on the wire
         self._space: asyncio.Future[None] | None = None  # resolved when the handler catches up
-        self._consumer: asyncio.Task[None] | None = None  # a consumer that had to wait
-        self._consuming = False  # a consumer is draining _inbox (eagerly or in that task)
+        self._task: asyncio.Task[None] | None = None  # the session's task, while it runs hooks
+        self._consuming = False  # a task of this session is running or about to
+        #: Every hook of the session runs in this context (see the registry).
+        self._context = contextvars.copy_context()
+        self._upstream: asyncio.Lock | None = None  # see SessionRegistry.upstream
         #: What the endpoint's ``authenticate`` hook returned for the opening request.
         self.principal = principal
 

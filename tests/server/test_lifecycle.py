@@ -245,7 +245,12 @@ async def test_send_and_close_inside_on_open_over_streaming(make_endpoint: MakeE
     client, endpoint = await make_endpoint(handler)
     response = await client.post("/sockjs/000/greet/xhr_streaming")
     body = await asyncio.wait_for(response.read(), 5)  # the stream ends after the close
-    assert body == XHR_PRELUDE + b'o\na["hello","bye"]\nc[3000,"Go away!"]\n'
+    assert body.startswith(XHR_PRELUDE)
+    frames = body[len(XHR_PRELUDE) :].decode().splitlines()
+    # As on WebSocket below: the messages may share one a[...] frame or not.
+    assert frames[0] == "o"
+    assert frames[-1] == 'c[3000,"Go away!"]'
+    assert [m for frame in frames[1:-1] for m in json.loads(frame[1:])] == ["hello", "bye"]
     closes = await handler.wait_for("close")
     assert closes[0][2:] == (3000, "Go away!")
     session = closes[0][1]
@@ -307,7 +312,7 @@ async def test_shutdown_says_going_away_and_leaves_nothing(make_endpoint: MakeEn
     for session in handler.sessions:
         assert session.closed
         assert session._timer is None
-        assert session._consumer is None
+        assert session._task is None
     assert library_tasks() == []
 
 

@@ -72,7 +72,7 @@ def assert_nothing_left(endpoint: Endpoint, sessions: list[Session]) -> None:
     for session in sessions:
         assert session.closed
         assert session._timer is None
-        assert session._consumer is None
+        assert session._task is None
         assert session.receiver is None
     assert library_tasks() == []
 
