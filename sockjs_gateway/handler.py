@@ -2,12 +2,20 @@
 
 A handler never learns which transport carries a session's traffic; ``ConnectionInfo``
 says which one opened it, for logging and auth decisions only.
+
+One rule for every hook the library calls (a handler's three hooks, ``authenticate``,
+STOMP broker hooks and ``/app`` mappings, the aio-libs drop-in's handler): it may be an
+``async def`` or a plain ``def``. What it returns is awaited if it is awaitable, and
+otherwise taken as it is. Hooks are checked when they are mounted (:func:`check_handler`,
+:func:`check_hook`), so a class passed instead of an instance, a missing hook or a wrong
+signature raises ``TypeError`` at start-up instead of failing every session later.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ParamSpec, Protocol, TypeVar
@@ -17,7 +25,14 @@ from multidict import CIMultiDictProxy, MultiMapping
 if TYPE_CHECKING:
     from .server.session import Session
 
-__all__ = ["Handler", "ConnectionInfo", "run_blocking"]
+__all__ = ["Handler", "ConnectionInfo", "run_blocking", "check_handler", "check_hook"]
+
+#: The hooks of a handler and the positional arguments each is called with.
+HOOKS = (
+    ("on_open", ("session",)),
+    ("on_message", ("session", "message")),
+    ("on_close", ("session", "code", "reason")),
+)
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -75,3 +90,47 @@ class ConnectionInfo:
     query: MultiMapping[str]
     path: str
     transport: str
+
+
+def check_hook(name: str, hook: object, params: tuple[str, ...]) -> None:
+    """Raise ``TypeError`` unless ``hook`` can be called with ``params`` positionally.
+
+    Args:
+        name: what the hook is called in the message, e.g. ``"Echo.on_message"``.
+        hook: the callable to check.
+        params: the names of the arguments it will get, for the message.
+    """
+    call = f"{name}({', '.join(params)})"
+    if not callable(hook):
+        raise TypeError(f"{name} must be callable as {call}, not {hook!r}")
+    try:
+        signature = inspect.signature(hook)
+    except (TypeError, ValueError):  # some builtins have none: nothing to check
+        return
+    try:
+        signature.bind(*params)
+    except TypeError as error:
+        raise TypeError(f"{name} cannot be called as {call}: {error}") from None
+
+
+def check_handler(handler: object) -> None:
+    """Raise ``TypeError`` unless ``handler`` is an object with the three hooks.
+
+    Raises:
+        TypeError: naming the problem (``None``, a class instead of an instance, a plain
+            function, a missing hook, or a hook with the wrong signature).
+    """
+    hooks = ", ".join(name for name, _ in HOOKS)
+    if handler is None:
+        raise TypeError(f"handler is None: pass an object with {hooks}")
+    if isinstance(handler, type):
+        name = handler.__name__
+        raise TypeError(f"handler is the class {name}, not an instance: pass {name}()")
+    kind = type(handler).__name__
+    missing = [name for name, _ in HOOKS if not hasattr(handler, name)]
+    if missing:
+        if inspect.isroutine(handler):
+            raise TypeError(f"handler is a function: pass an object with {hooks}")
+        raise TypeError(f"handler {kind} has no {', '.join(missing)} (a handler needs {hooks})")
+    for name, params in HOOKS:
+        check_hook(f"{kind}.{name}", getattr(handler, name), params)

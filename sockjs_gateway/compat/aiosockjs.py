@@ -30,6 +30,7 @@ from typing import Any
 from aiohttp import web
 
 from ..backplane.base import Backplane
+from ..handler import check_hook
 from ..options import DEFAULT_SOCKJS_URL, SockJSOptions
 from ..server.endpoint import add_endpoint as add_gateway_endpoint
 from ._aio_session import Bridge, HandlerType, OpeningRequest, Session, SessionManager
@@ -137,8 +138,10 @@ def add_endpoint(
         ValueError: ``manager`` is named differently, ``name`` is taken, a transport
             name is unknown, or a delay is not positive.
     """
-    if not callable(handler):
-        raise TypeError(f"handler must be callable, not {handler!r}")
+    if manager is None:
+        check_hook("handler", handler, ("manager", "session", "msg"))
+    else:
+        check_hook("manager.handler", manager.handler, ("manager", "session", "msg"))
     managers = app.setdefault(MANAGERS, {})
     if not name:
         name = _free_name(managers)

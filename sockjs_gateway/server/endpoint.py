@@ -13,6 +13,7 @@ inside ``publish`` (see :mod:`sockjs_gateway.backplane.base`).
 
 from __future__ import annotations
 
+import inspect
 import re
 from typing import Any
 
@@ -21,7 +22,7 @@ from aiohttp import web
 from ..backplane.base import Backplane
 from ..backplane.channel import Channel
 from ..backplane.lifecycle import run_with_app
-from ..handler import ConnectionInfo, Handler
+from ..handler import ConnectionInfo, Handler, check_handler, check_hook
 from ..options import SockJSOptions
 from ..protocol import replies
 from ..protocol.origins import OriginPolicy, Verdict, origin_of_url
@@ -276,7 +277,8 @@ class Endpoint:
         if hook is None:
             return None
         try:
-            return await hook(request)
+            principal = hook(request)
+            return await principal if inspect.isawaitable(principal) else principal
         except web.HTTPException:
             self.stats.refused["auth"] += 1
             raise
@@ -337,11 +339,19 @@ def add_endpoint(
 
     Returns:
         The :class:`Endpoint`, for ``broadcast`` and inspection.
+
+    Raises:
+        TypeError: ``handler`` is not an object with the three hooks, or
+            ``options.authenticate`` cannot be called with a request.
     """
+    check_handler(handler)
+    options = options or SockJSOptions()
+    if options.authenticate is not None:
+        check_hook("authenticate", options.authenticate, ("request",))
     prefix = prefix.rstrip("/")
     if prefix and not prefix.startswith("/"):
         raise ValueError("prefix must start with '/'")
-    endpoint = Endpoint(handler, prefix, options or SockJSOptions(), backplane)
+    endpoint = Endpoint(handler, prefix, options, backplane)
     endpoint.add_routes(app.router)
     if backplane is not None:
         run_with_app(app, backplane)

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from ..exceptions import LocalProtocolError
-from ..handler import ConnectionInfo
+from ..handler import ConnectionInfo, check_hook
 from .errors import LimitExceeded, NotAuthorized, StompError
 from .events import Ack, ConnectRequest, Event, Nack, Send, Subscribe, Unsubscribe
 from .messages import RESERVED_HEADERS, AppMessage, Headers, MessageHandler, Payload
@@ -111,6 +111,14 @@ class Broker:
         authorize_subscribe: Authorize | None = None,
         authorize_send: Authorize | None = None,
     ) -> None:
+        for name, hook in (
+            ("authenticate", authenticate),
+            ("authorize_subscribe", authorize_subscribe),
+            ("authorize_send", authorize_send),
+        ):
+            if hook is not None:
+                params = ("connect", "info") if name == "authenticate" else ("user", "destination")
+                check_hook(f"Broker {name}", hook, params)
         self.options = options or StompOptions()
         self.authenticate = authenticate
         self.authorize_subscribe = authorize_subscribe
@@ -134,6 +142,7 @@ class Broker:
             raise ValueError(f"invalid or duplicate mapping {destination!r}")
 
         def register(handler: MessageHandler) -> MessageHandler:
+            check_hook(f"mapping for {destination!r}", handler, ("message",))
             self._mappings[key] = handler
             return handler
 
