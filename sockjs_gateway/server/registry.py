@@ -61,7 +61,7 @@ from .wsframe import text_frame
 if TYPE_CHECKING:
     from .endpoint import Endpoint
 
-__all__ = ["SessionRegistry", "HANDLER_ERROR", "GOING_AWAY", "CONNECTION_LOST"]
+__all__ = ["SessionRegistry", "HANDLER_ERROR", "GOING_AWAY", "CONNECTION_LOST", "log_failure"]
 
 log = logging.getLogger("sockjs_gateway")
 
@@ -413,11 +413,11 @@ class SessionRegistry:
                 coro, loop=loop, context=session._context, eager_start=True
             )
             if task.done():  # every hook finished without waiting
-                return _reap(task)
+                return log_failure(task)
         else:
             task = loop.create_task(coro, context=session._context)
         session._task = task
-        task.add_done_callback(_reap)
+        task.add_done_callback(log_failure)
 
     async def _run(self, session: Session, first: _Batch | None) -> None:
         """Handle ``first``, then the session's inbox, in order, until it is empty."""
@@ -515,8 +515,9 @@ async def _awaitable(result: object) -> None:
         await result
 
 
-def _reap(task: asyncio.Task[None]) -> None:
-    """The owner of every session task: hooks' own errors are handled inside it, so an
-    exception here is a bug of ours, and is logged rather than lost."""
+def log_failure(task: asyncio.Task[Any]) -> None:
+    """Done callback of every task the server starts (session tasks, WebSocket flushes):
+    expected errors are handled inside them, so an exception here is a bug of ours, and
+    is logged rather than lost."""
     if not task.cancelled() and (error := task.exception()) is not None:
-        log.error("session task failed", exc_info=error)
+        log.error("task %s failed", task.get_name(), exc_info=error)

@@ -22,7 +22,7 @@ from ..exceptions import BadPayload
 from ..protocol.frames import decode_messages
 from . import hixie76, rfc6455
 from .disconnect import watch_disconnect
-from .registry import CONNECTION_LOST
+from .registry import CONNECTION_LOST, log_failure
 from .rfc6455 import ws_close_code
 from .session import Session
 from .static import text_response
@@ -143,6 +143,7 @@ class WebSocketReceiver:
                     self._session.endpoint.stats.bytes_out += len(data)
                 return
         self._task = self._loop.create_task(self._flush())
+        self._task.add_done_callback(log_failure)
 
     @property
     def frames_direct(self) -> bool:

@@ -267,3 +267,22 @@ def test_old_constant_names() -> None:
     assert sockjs.MSG_OPEN is sockjs.MsgType.OPEN
     assert sockjs.MSG_CLOSED is sockjs.MsgType.CLOSED
     assert sockjs.SockjsMessage(sockjs.MsgType.MESSAGE, "x").tp is sockjs.MsgType.MESSAGE
+
+
+async def test_closing_every_session_while_iterating_over_the_manager(
+    make_client: MakeClient,
+) -> None:
+    """aio-libs allows ``for s in manager.sessions.values(): s.close()``: close only
+    schedules the CLOSED message, so the dict does not change during the loop."""
+    recorder = Recorder()
+    app = app_with(recorder)
+    client = await make_client(app)
+    for session_id in ("s1", "s2", "s3"):
+        assert await poll(client, session_id) == "o\n"
+    await recorder.until("OPEN", 3)
+    manager = sockjs.get_manager("test", app)
+    for session in manager.sessions.values():
+        session.close()
+    await recorder.until("CLOSED", 3)
+    for session_id in ("s1", "s2", "s3"):
+        assert await poll(client, session_id) == 'c[3000,"Go away!"]\n'

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 
 from aiohttp import web
 
-from sockjs_gateway import SockJSOptions, add_endpoint
+from sockjs_gateway import Session, SockJSOptions, add_endpoint
 from sockjs_gateway.server.hixie76 import LegacyWebSocketRunner, challenge_response
 from tests.conftest import RecordingHandler
 
@@ -167,3 +167,32 @@ def test_challenge_response_rejects_malformed_keys() -> None:
     assert challenge_response(KEY1, "   ", KEY3) is None  # no digits
     assert challenge_response("1 2 3", KEY2, KEY3) is None  # 123 not a multiple of 2 spaces
     assert challenge_response("99999999999 ", KEY2, KEY3) is None  # over 32 bits
+
+
+class FailingHandler(RecordingHandler):
+    """``on_message`` raises before it awaits anything (a plain ``def`` that raises)."""
+
+    def on_message(self, session: Session, message: str) -> None:  # type: ignore[override]
+        self._record("message", session, message)
+        raise RuntimeError("hook bug")
+
+
+async def test_a_failing_hook_closes_with_1011_and_on_close_runs_once() -> None:
+    handler = FailingHandler()
+    async with serving(handler) as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(handshake(port))
+            await read_head(reader)
+            writer.write(KEY3)
+            await asyncio.wait_for(reader.readexactly(16 + 3), 5)  # answer, then "o"
+            writer.write(b'\x00["boom"]\xff')
+            await writer.drain()
+            expected = b'\x00c[1011,"Internal error"]\xff'
+            assert await asyncio.wait_for(reader.readexactly(len(expected)), 5) == expected
+        finally:
+            writer.close()
+            await writer.wait_closed()
+        await handler.wait_for("close")
+        await asyncio.sleep(0.05)  # a second on_close would show up now
+        assert [event[2:] for event in handler.of_kind("close")] == [(1011, "Internal error")]

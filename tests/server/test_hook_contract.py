@@ -285,7 +285,7 @@ class Fails(Probe):
         if self.how == "open":
             raise RuntimeError("on_open bug")
 
-    def on_message(self, session: Session, message: str) -> Any:  # type: ignore[override]
+    def on_message(self, session: Session, message: str) -> Any:
         if self.how == "when-called":
             raise RuntimeError("on_message bug before any await")  # a plain def that raises
         return self._fail_inside(session)
@@ -426,4 +426,3 @@ async def test_stomp_hooks_run_in_their_sessions_task_and_context(
     finally:
         for client in clients:
             await client.stop()
-
