@@ -296,3 +296,43 @@ async def test_run_blocking_keeps_other_sessions_going(make_endpoint: MakeEndpoi
     assert handler.threads != [threading.get_ident()]
     handler.release.set()
     assert await polled_messages(client, "worker", 1) == ["result 42"]
+
+
+async def test_the_inbound_queue_is_bounded_in_bytes_too(make_endpoint: MakeEndpoint) -> None:
+    handler = GatedHandler()
+    client, endpoint = await make_endpoint(handler, max_inbound_bytes=1000)
+    async with client.ws_connect("/sockjs/000/wsbytes/websocket") as ws:
+        assert (await ws.receive(timeout=TIMEOUT)).data == "o"
+        messages = [f"wait{i}-" + "x" * 600 for i in range(5)]
+        for message in messages:
+            await ws.send_str(json.dumps([message]))
+        await handler.wait_until(lambda: handler.held == 1)
+        await wait_until(lambda: endpoint.stats.messages_in == 2)
+        await asyncio.sleep(0.2)  # the server reads no further: two messages pass 1000 B
+        assert endpoint.stats.messages_in == 2
+        handler.gate.set()
+        echoed: list[str] = []
+        while len(echoed) < len(messages):
+            msg = await ws.receive(timeout=TIMEOUT)
+            if msg.data.startswith("a"):
+                echoed.extend(json.loads(msg.data[1:]))
+        assert echoed == messages
+
+
+async def test_the_endpoint_bound_holds_back_every_session(make_endpoint: MakeEndpoint) -> None:
+    handler = GatedHandler()
+    client, _ = await make_endpoint(handler, max_inbound_bytes_total=1000)
+    assert await poll(client, "a") == "o\n"
+    assert await poll(client, "b") == "o\n"
+    assert await send(client, "a", "wait-a" + "x" * 1200) == 204  # fills the endpoint
+    await handler.wait_until(lambda: handler.held == 1)
+    other = asyncio.ensure_future(send(client, "b", "from b"))
+    try:
+        done, _ = await asyncio.wait([other], timeout=0.3)
+        assert done == set()  # b waits although its own queue is empty
+        handler.gate.set()
+        assert await asyncio.wait_for(other, TIMEOUT) == 204
+    finally:
+        other.cancel()
+    await handler.wait_for("message", 2)
+    assert [event[2][:6] for event in handler.of_kind("message")] == ["wait-a", "from b"]
