@@ -408,56 +408,66 @@ class SessionRegistry:
         session._consuming = True
         loop = self._loop or asyncio.get_running_loop()
         coro = self._run(session, first)
+        # _run logs what it raises itself, so no done callback (one loop callback less
+        # per task) is needed to own its errors.
         if eager and _EAGER_TASKS:
             task: asyncio.Task[None] = asyncio.Task(  # type: ignore[call-arg,unused-ignore]
                 coro, loop=loop, context=session._context, eager_start=True
             )
             if task.done():  # every hook finished without waiting
-                return log_failure(task)
+                return
         else:
             task = loop.create_task(coro, context=session._context)
         session._task = task
-        task.add_done_callback(log_failure)
 
-    async def _run(self, session: Session, first: _Batch | None) -> None:
-        """Handle ``first``, then the session's inbox, in order, until it is empty."""
+    async def _run(self, session: Session, batch: _Batch | None) -> None:
+        """Handle ``batch``, then the session's inbox, in order, until it is empty.
+
+        ``on_message`` is called inline, not through a helper coroutine: this loop is the
+        hot path of every echo. The rest of a batch is dropped once the session is closed
+        (by the hook, or because a hook failed).
+        """
         handler = self._handler
+        on_message = handler.on_message
+        machine = session.machine
         inbox = session._inbox
         try:
-            if first is not None:
-                await self._messages(session, first)
-            while inbox:
-                event = inbox.pop(0)
-                if type(event) is _Batch:
-                    await self._messages(session, event)
-                elif isinstance(event, Opened):
-                    await self._hook(session, "on_open", handler.on_open, (session,))
-                elif isinstance(event, Closed):
-                    args = (session, event.code, event.reason)
-                    await self._hook(session, "on_close", handler.on_close, args)
+            while True:
+                if batch is None:
+                    if not inbox:
+                        return
+                    event = inbox.pop(0)
+                    if type(event) is _Batch:
+                        batch = event
+                    elif isinstance(event, Opened):
+                        await self._hook(session, "on_open", handler.on_open, (session,))
+                        continue
+                    elif isinstance(event, Closed):
+                        args = (session, event.code, event.reason)
+                        await self._hook(session, "on_close", handler.on_close, args)
+                        continue
+                    else:
+                        continue
+                try:
+                    for message in batch.messages:
+                        if machine.state is not SessionState.OPEN:
+                            break
+                        result = on_message(session, message)
+                        if result is not None:
+                            if type(result) is CoroutineType:
+                                await result
+                            else:
+                                await _awaitable(result)
+                except Exception:
+                    self._hook_failed(session, "on_message")
+                finally:
+                    self._handled(session, batch)
+                batch = None
+        except Exception:  # a bug of ours: this task is its own owner, so say so
+            log.exception("session %r: hook runner failed", session.id)
         finally:
             session._task = None
             session._consuming = False
-
-    async def _messages(self, session: Session, batch: _Batch) -> None:
-        """``on_message`` for each message of ``batch``; the rest of the batch is dropped
-        once the session is closed (by the hook, or because it failed)."""
-        on_message = self._handler.on_message
-        machine = session.machine
-        try:
-            for message in batch.messages:
-                if machine.state is not SessionState.OPEN:
-                    break
-                result = on_message(session, message)
-                if result is not None:
-                    if type(result) is CoroutineType:
-                        await result
-                    else:
-                        await _awaitable(result)
-        except Exception:
-            self._hook_failed(session, "on_message")
-        finally:
-            self._handled(session, batch)
 
     async def _hook(
         self, session: Session, name: str, hook: Callable[..., object], args: tuple[Any, ...]
@@ -516,8 +526,8 @@ async def _awaitable(result: object) -> None:
 
 
 def log_failure(task: asyncio.Task[Any]) -> None:
-    """Done callback of every task the server starts (session tasks, WebSocket flushes):
-    expected errors are handled inside them, so an exception here is a bug of ours, and
-    is logged rather than lost."""
+    """Done callback for a task the server starts whose coroutine does not log its own
+    errors (WebSocket flushes): expected errors are handled inside it, so an exception
+    here is a bug of ours, and is logged rather than lost."""
     if not task.cancelled() and (error := task.exception()) is not None:
         log.error("task %s failed", task.get_name(), exc_info=error)
