@@ -13,6 +13,7 @@ import asyncio
 import math
 import secrets
 
+from ..logs import refusal
 from ..server.session import Session
 from .broker import Broker, Client
 from .protocol import StompMachine
@@ -60,6 +61,14 @@ class _Connection:
                 self.cancel()
                 self.broker.detach(self.client)  # requeue its unacked messages now
                 code, reason = DISCONNECT_CLOSE if machine.error_message is None else ERROR_CLOSE
+                if machine.error_message is not None:
+                    refusal(
+                        "stomp-error",
+                        "STOMP session %s (%s) ended with ERROR: %s",
+                        machine.session_id,
+                        self.session.info.remote,
+                        machine.error_message,
+                    )
                 self.session.close(code, reason)
             return
         self._arm()

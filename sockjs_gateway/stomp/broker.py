@@ -7,11 +7,16 @@ Destinations, by prefix:
   or ``client-individual`` mode holds a message until it ACKs it; a NACK, an UNSUBSCRIBE
   or a disconnect puts its unacknowledged messages back at the head of the queue, marked
   ``redelivered:true``. Messages wait while nobody can take them (up to ``max_queued``).
+  A queue with no messages and no consumers is forgotten at once.
 * ``/user/queue/…``: subscribed to like a queue, but filled only by the server
   (:meth:`Broker.send_to_user`, :meth:`AppMessage.reply`): a message for a user reaches
   every session of that user (a reply reaches only the sender's session).
 * the application prefix (``/app/`` by default): a SEND runs the handler registered with
   :meth:`Broker.message_mapping`, as Spring's ``@MessageMapping`` does.
+
+Memory is bounded broker-wide: ``max_destinations`` destinations at once, and
+``max_queued_bytes`` of messages held (waiting in queues, or delivered and unacknowledged).
+Crossing either is the client's fault and gets an ERROR naming the option.
 
 Header values are only ever compared and copied, never evaluated (a SUBSCRIBE ``selector``
 is ignored; Spring's CVE-2018-1270 came from evaluating one).
@@ -37,6 +42,7 @@ from typing import TypeVar
 
 from ..exceptions import LocalProtocolError
 from ..handler import ConnectionInfo, check_hook
+from ..logs import refusal
 from .errors import LimitExceeded, NotAuthorized, StompError
 from .events import Ack, ConnectRequest, Event, Nack, Send, Subscribe, Unsubscribe
 from .messages import RESERVED_HEADERS, AppMessage, Headers, MessageHandler, Payload
@@ -131,6 +137,7 @@ class Broker:
         self._clients: dict[Client, None] = {}
         self._subscribers: dict[str, list[Subscription]] = {}  # topics and user queues
         self._queues: dict[str, _Queue] = {}
+        self._held = 0  # bytes of payloads waiting in queues or delivered and unacked
         self._ids = itertools.count(1)
 
     # -- application API ---------------------------------------------------------------
@@ -191,6 +198,16 @@ class Broker:
     def clients(self) -> int:
         """Connections currently attached."""
         return len(self._clients)
+
+    @property
+    def destinations(self) -> int:
+        """Destinations known now (counted against ``max_destinations``)."""
+        return len(self._queues) + len(self._subscribers)
+
+    @property
+    def queued_bytes(self) -> int:
+        """Bytes of messages held now (counted against ``max_queued_bytes``)."""
+        return self._held
 
     # -- connections -------------------------------------------------------------------
 
@@ -258,6 +275,7 @@ class Broker:
                 f"cannot subscribe to {_clip(destination)!r}: use /topic/, /queue/ or /user/queue/"
             )
         await self._authorize(self.authorize_subscribe, client, destination, "subscribe to")
+        self._make_room(destination)
         sub = Subscription(client, event.id, destination, event.ack)
         client.subscriptions[event.id] = sub
         if destination.startswith(_QUEUE):
@@ -291,8 +309,25 @@ class Broker:
         else:
             handler = self._mappings.get(destination[len(prefix) :].strip("/"))
             if handler is None:
-                raise StompError(f"no application handler for {_clip(destination)!r}")
+                self._unmapped(client, destination)
+                return
             await _resolve(handler(AppMessage(self, client, destination, payload)))
+
+    def _unmapped(self, client: Client, destination: str) -> None:
+        """A SEND to an application destination nobody handles (``unknown_app_destination``)."""
+        if self.options.unknown_app_destination == "error":
+            raise StompError(
+                f"no application handler for {_clip(destination)!r}",
+                "No message_mapping handles this destination. The server can be told to"
+                ' ignore such SENDs with StompOptions(unknown_app_destination="ignore").',
+            )
+        refusal(
+            "stomp-unmapped",
+            "STOMP SEND to %r ignored: no message_mapping handles it (session %s, user %r)",
+            _clip(destination),
+            client.machine.session_id,
+            client.user,
+        )
 
     def _ack(self, client: Client, event: Ack | Nack) -> None:
         sub = client.ack_index.get(event.id)
@@ -303,8 +338,9 @@ class Broker:
         else:
             ids = [event.id]
         settled = [(i, sub.unacked.pop(i)) for i in ids]
-        for ack_id, _ in settled:
+        for ack_id, (_, payload) in settled:
             client.ack_index.pop(ack_id, None)
+            self._held -= payload.size
         queue = self._queues.get(sub.destination)
         if queue is not None:
             if isinstance(event, Nack):
@@ -319,22 +355,42 @@ class Broker:
 
     # -- delivery ----------------------------------------------------------------------
 
+    def _make_room(self, destination: str) -> None:
+        """Raise unless ``destination`` is known or one more fits ``max_destinations``."""
+        if destination in self._queues or destination in self._subscribers:
+            return
+        limit = self.options.max_destinations
+        if self.destinations >= limit:
+            raise LimitExceeded(f"too many destinations (max_destinations={limit})")
+
+    def _bytes_error(self) -> LimitExceeded:
+        limit = self.options.max_queued_bytes
+        return LimitExceeded(f"the broker holds too many queued bytes (max_queued_bytes={limit})")
+
     def _full(self, sub: Subscription) -> bool:
         return sub.ack != "auto" and len(sub.unacked) >= self.options.max_unacked
+
+    def _overflow(self, sub: Subscription, payload: Payload) -> LimitExceeded | None:
+        """Why giving ``payload`` to ``sub`` (a topic or user queue) would cross a limit."""
+        if sub.ack == "auto":
+            return None
+        if self._full(sub):
+            return LimitExceeded(
+                f"too many unacknowledged messages on subscription {_clip(sub.id)!r}"
+                f" (limit {self.options.max_unacked})"
+            )
+        if self._held + payload.size > self.options.max_queued_bytes:
+            return self._bytes_error()
+        return None
 
     def _fan_out(self, subs: list[Subscription], destination: str, payload: Payload) -> int:
         count = 0
         for sub in subs:
             if not sub.live:
                 continue
-            if self._full(sub):  # a consumer that stopped acking: end it
-                limit = self.options.max_unacked
-                sub.client.machine.fail_with(
-                    LimitExceeded(
-                        f"too many unacknowledged messages on subscription {_clip(sub.id)!r}"
-                        f" (limit {limit})"
-                    )
-                )
+            overflow = self._overflow(sub, payload)
+            if overflow is not None:  # a consumer that stopped acking: end it
+                sub.client.machine.fail_with(overflow)
                 self.detach(sub.client)
                 sub.client.notify()
                 continue
@@ -350,17 +406,26 @@ class Broker:
             ack = message_id
             sub.unacked[message_id] = (destination, payload)
             client.ack_index[message_id] = sub
+            self._held += payload.size
         machine = client.machine
         machine.message(sub.id, destination, message_id, payload.headers, payload.body, ack=ack)
         client.notify()
 
     def _enqueue(self, destination: str, payload: Payload) -> None:
-        queue = self._queues.setdefault(destination, _Queue())
-        if len(queue.pending) >= self.options.max_queued:
+        queue = self._queues.get(destination)
+        if queue is None:
+            self._make_room(destination)
+        elif len(queue.pending) >= self.options.max_queued:
             raise LimitExceeded(
                 f"queue {_clip(destination)} is full (limit {self.options.max_queued})"
             )
+        size = payload.size
+        if self._held + size > self.options.max_queued_bytes:
+            raise self._bytes_error()
+        if queue is None:
+            queue = self._queues[destination] = _Queue()
         queue.pending.append(payload)
+        self._held += size
         self._pump(destination, queue)
 
     def _pump(self, destination: str, queue: _Queue) -> None:
@@ -374,20 +439,27 @@ class Broker:
             else:
                 return  # every consumer is full: the messages wait
             queue.turn = index + 1
-            self._deliver(consumers[index], destination, queue.pending.popleft())
+            payload = queue.pending.popleft()
+            self._held -= payload.size
+            self._deliver(consumers[index], destination, payload)
         if not queue.pending and not queue.consumers:
             del self._queues[destination]
 
     def _requeue(self, queue: _Queue, deliveries: list[tuple[str, Payload]]) -> None:
         for _, payload in reversed(deliveries):
             headers = tuple(h for h in payload.headers if h[0] != "redelivered")
-            queue.pending.appendleft(Payload((*headers, ("redelivered", "true")), payload.body))
+            again = Payload((*headers, ("redelivered", "true")), payload.body)
+            queue.pending.appendleft(again)
+            self._held += again.size
 
     def _drop(self, sub: Subscription) -> None:
         client = sub.client
         client.subscriptions.pop(sub.id, None)
-        for ack_id in sub.unacked:
+        for ack_id, (_, payload) in sub.unacked.items():
             client.ack_index.pop(ack_id, None)
+            self._held -= payload.size
+        unacked = list(sub.unacked.values())
+        sub.unacked.clear()
         queue = self._queues.get(sub.destination)
         if queue is not None:
             if sub in queue.consumers:
@@ -395,8 +467,7 @@ class Broker:
                 queue.consumers.remove(sub)
                 if index < queue.turn:
                     queue.turn -= 1
-            self._requeue(queue, list(sub.unacked.values()))
-            sub.unacked.clear()
+            self._requeue(queue, unacked)  # held again, now waiting in the queue
             self._pump(sub.destination, queue)
         else:
             subs = self._subscribers.get(sub.destination, [])

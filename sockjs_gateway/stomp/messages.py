@@ -55,6 +55,12 @@ class Payload:
             raise LocalProtocolError("header names must be non-empty and headers free of NUL")
         return cls(kept, data)
 
+    @property
+    def size(self) -> int:
+        """Bytes this payload counts for against ``max_queued_bytes``: the body plus
+        each header's name and value (as characters; close enough to bytes for a bound)."""
+        return len(self.body) + sum(len(k) + len(v) + 2 for k, v in self.headers)
+
 
 class AppMessage:
     """A SEND to an application destination, as its handler sees it.

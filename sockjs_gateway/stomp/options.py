@@ -9,11 +9,16 @@ the limit. The defaults follow Spring's STOMP support where it has one (64 KiB m
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from .. import __version__
 from .frames import VERSIONS, FrameLimits
 
-__all__ = ["StompOptions"]
+__all__ = ["StompOptions", "UnknownAppDestination"]
+
+#: What a SEND to an unmapped application destination gets: ``"error"`` (an ERROR frame,
+#: then close) or ``"ignore"`` (dropped, as Spring does; logged, rate-limited).
+UnknownAppDestination = Literal["error", "ignore"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,10 +57,27 @@ class StompOptions:
     max_unacked: int = 1000
     #: Messages waiting in one ``/queue/`` for a consumer; a SEND beyond it gets an ERROR.
     max_queued: int = 10_000
+    #: Bytes (bodies and user headers) of the messages the whole broker holds: waiting in
+    #: queues, plus delivered to ``client``/``client-individual`` subscriptions and not yet
+    #: acknowledged. A SEND (or server-side ``publish``) to a queue that would cross it gets
+    #: an ERROR; a subscription whose unacknowledged messages would cross it is ended with
+    #: an ERROR, as a slow consumer. Shared by every connection: budget it as memory.
+    max_queued_bytes: int = 64 * 1024 * 1024
+    #: Destinations known at once: queues (while they hold messages or consumers) plus
+    #: topics and user queues (while they have subscribers). A SUBSCRIBE or queue SEND that
+    #: would add one more gets an ERROR. An empty destination is forgotten at once.
+    max_destinations: int = 10_000
     #: Transactions open at once per connection.
     max_transactions: int = 16
     #: SEND/ACK/NACK frames held by one open transaction.
     max_transaction_frames: int = 1000
+    #: Bytes of frames (bodies and headers) held by all open transactions of one
+    #: connection, until COMMIT or ABORT.
+    max_transaction_bytes: int = 4 * 1024 * 1024
+    #: A SEND to the application prefix that no ``message_mapping`` handles: ``"error"``
+    #: ends the connection with an ERROR naming the destination; ``"ignore"`` drops it (its
+    #: receipt is still sent), as Spring does, with a rate-limited log line.
+    unknown_app_destination: UnknownAppDestination = "error"
 
     def __post_init__(self) -> None:
         if not self.versions or set(self.versions) - set(VERSIONS):
@@ -75,9 +97,17 @@ class StompOptions:
             self.max_queued,
             self.max_transactions,
             self.max_transaction_frames,
+            self.max_queued_bytes,
+            self.max_destinations,
+            self.max_transaction_bytes,
         )
         if min(limits) < 1:
             raise ValueError("every max_* limit must be at least 1")
+        if self.unknown_app_destination not in ("error", "ignore"):
+            raise ValueError(
+                f"unknown_app_destination must be 'error' or 'ignore',"
+                f" not {self.unknown_app_destination!r}"
+            )
 
     @property
     def frame_limits(self) -> FrameLimits:

@@ -96,6 +96,7 @@ class StompMachine:
         self._outbox: list[str] = []
         self._ready: deque[Event] = deque()  # committed transaction events
         self._transactions: dict[str, list[_Transactable]] = {}
+        self._transaction_bytes: dict[str, int] = {}  # per open transaction
         self._opened_at = self._last_in = self._last_out = now
         self._handlers: dict[str, Callable[[Frame], Event | None]] = {
             "SEND": self._send,
@@ -227,6 +228,13 @@ class StompMachine:
         if len(held) >= self.options.max_transaction_frames:
             limit = self.options.max_transaction_frames
             raise LimitExceeded(f"transaction {name[:64]!r} holds too many frames (limit {limit})")
+        size = _frame_size(frame)
+        limit = self.options.max_transaction_bytes
+        if sum(self._transaction_bytes.values()) + size > limit:
+            raise LimitExceeded(
+                f"open transactions hold too many bytes (max_transaction_bytes={limit})"
+            )
+        self._transaction_bytes[name] += size
         held.append(replace(event, receipt=None))
         self._receipt(event.receipt)
         return None
@@ -246,12 +254,13 @@ class StompMachine:
                 f"too many open transactions (limit {self.options.max_transactions})"
             )
         self._transactions[name] = []
+        self._transaction_bytes[name] = 0
         self._receipt(frame.get("receipt"))
 
     def _commit(self, frame: Frame) -> None:
         name = _required(frame, "transaction")
         held = self._transaction(name)
-        del self._transactions[name]
+        del self._transactions[name], self._transaction_bytes[name]
         receipt = frame.get("receipt")
         if held:
             # The COMMIT's receipt rides on the last event, so it goes out only once the
@@ -264,12 +273,13 @@ class StompMachine:
     def _abort(self, frame: Frame) -> None:
         name = _required(frame, "transaction")
         self._transaction(name)
-        del self._transactions[name]
+        del self._transactions[name], self._transaction_bytes[name]
         self._receipt(frame.get("receipt"))
 
     def _disconnect(self, frame: Frame) -> None:
         self._receipt(frame.get("receipt"))
         self._transactions.clear()
+        self._transaction_bytes.clear()
         self.state = ConnectionState.CLOSED
 
     # -- answers from the owner --------------------------------------------------------
@@ -321,6 +331,8 @@ class StompMachine:
         self._emit(Frame.build("ERROR", fields + list(headers), details))
         self.error_message = message
         self.state = ConnectionState.CLOSED
+        self._transactions.clear()  # what they held is never delivered: free it now
+        self._transaction_bytes.clear()
 
     def message(
         self,
@@ -410,6 +422,11 @@ class StompMachine:
             if not self._outbox:
                 self._outbox.append(HEARTBEAT_EOL)
             self._last_out = now
+
+
+def _frame_size(frame: Frame) -> int:
+    """Bytes a held frame counts for against ``max_transaction_bytes``."""
+    return len(frame.body) + sum(len(k) + len(v) + 2 for k, v in frame.headers)
 
 
 def _representable(version: str, name: str, value: str) -> tuple[str, str]:
