@@ -42,6 +42,14 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--app", help="module:factory returning an aiohttp Application")
     serve.add_argument("--redis", metavar="URL", help=_REDIS_HELP)
+    serve.add_argument(
+        "--allowed-hosts",
+        metavar="NAMES",
+        default="",
+        help="comma-separated Host names served besides the defaults (the --host name,"
+        " localhost, 127.0.0.1, ::1, this machine's name, any IP address); '*' serves"
+        " every name. Other names get 421 (DNS-rebinding defence).",
+    )
     test = sub.add_parser("testserver", help="the endpoints the SockJS protocol suite expects")
     test.add_argument("--host", default="127.0.0.1")
     test.add_argument("--port", type=int, default=8081)
@@ -82,6 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .demo import make_app as make_demo
 
         app = make_demo()
+    if args.command == "serve":
+        _check_hosts(app, args.host, args.allowed_hosts)
     if args.redis:
         from .backplane.app import use_backplane
 
@@ -89,6 +99,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(app, args.host, args.port))
     return 0
+
+
+def _check_hosts(app: web.Application, bind_host: str, extra: str) -> None:
+    """Answer only the Host names ``serve`` is meant for, on every route of ``app``."""
+    from .server.hosts import allowed_hosts_middleware, default_host_policy
+
+    names = tuple(name.strip() for name in extra.split(",") if name.strip())
+    app.middlewares.insert(0, allowed_hosts_middleware(default_host_policy(bind_host, names)))
 
 
 async def _serve(app: web.Application, host: str, port: int) -> None:

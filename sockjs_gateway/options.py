@@ -69,6 +69,13 @@ class SockJSOptions:
     #: from another origin gets 403. htmlfile, jsonp and the iframe page carry no Origin,
     #: so unless ``"*"`` is listed they need a ``Referer`` from an allowed origin.
     allowed_origins: tuple[str, ...] = ()
+    #: ``Host`` names the endpoint answers to (no ports; ``*`` matches any run of
+    #: characters but ``:``, e.g. ``"*.example.com"``). A request naming another host gets
+    #: 421 "Host not allowed.": the defence against DNS rebinding, which the origin check
+    #: cannot give (a rebound page's Origin matches its Host). ``()``, the default, allows
+    #: every Host so that existing apps keep working; set it to the names your pages use.
+    #: ``python -m sockjs_gateway serve`` checks Host for the whole app by default.
+    allowed_hosts: tuple[str, ...] = ()
     #: Sessions one endpoint holds at most (open, or closed and replaying); past it a new
     #: session gets 503 "Too many sessions.". An idle session costs roughly 10-20 KB.
     max_sessions: int = 25_000
@@ -113,6 +120,8 @@ class SockJSOptions:
             raise ValueError("response_limit and max_message_bytes must be positive")
         if isinstance(self.allowed_origins, str):
             raise ValueError("allowed_origins is a tuple of patterns, not a string")
+        if isinstance(self.allowed_hosts, str):
+            raise ValueError("allowed_hosts is a tuple of host names, not a string")
         if (
             min(
                 self.max_sessions,

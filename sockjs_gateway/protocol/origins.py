@@ -8,6 +8,16 @@ origin is allowed. Spring refuses those transports outright when origins are res
 checking the referring page instead keeps them working for same-origin pages, which are
 exactly the old browsers that need them.
 
+Same origin means same scheme, host and port (RFC 6454). Browsers only ever put ``http``
+or ``https`` in ``Origin`` (a WebSocket handshake carries the page's origin), so a page
+is the server's own when its scheme is the request's scheme, its host the ``Host``
+header's host, and its port the ``Host`` header's port (each scheme's default port when
+one leaves it out). The request's scheme is the first ``X-Forwarded-Proto`` (or
+``Forwarded: proto=``) a TLS proxy in front sets, else the connection's own. Trusting that
+header cannot widen the check for a browser: a cross-origin page cannot add it to a
+WebSocket handshake or a script load, and adding it to an XHR forces a preflight, which
+carries the page's true ``Origin`` without it and is refused.
+
 Patterns: ``"*"`` allows every origin; otherwise each pattern is an origin in which ``*``
 stands for any run of characters except ``/`` (``"https://*.example.com"``,
 ``"http://localhost:*"``). An empty list means "the server's own origin only".
@@ -20,9 +30,10 @@ import re
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-__all__ = ["OriginPolicy", "Verdict", "origin_of_url"]
+__all__ = ["OriginPolicy", "Verdict", "origin_of_url", "request_scheme", "split_host"]
 
-_DEFAULT_PORTS = {"http": "80", "https": "443", "ws": "80", "wss": "443"}
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+_FORWARDED_PROTO = re.compile(r"(?:^|[;,\s])proto=\"?(https?)\"?(?:$|[;,\s])", re.IGNORECASE)
 
 
 class Verdict(enum.Enum):
@@ -46,25 +57,48 @@ def origin_of_url(url: str | None) -> str | None:
     return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}".lower()
 
 
-def _origin_authority(origin: str) -> str | None:
-    """``host[:port]`` of an origin, without its scheme's default port."""
-    scheme, sep, authority = origin.partition("://")
-    if not sep or not authority or "/" in authority:
-        return None
+def request_scheme(
+    connection_scheme: str, forwarded_proto: str | None = None, forwarded: str | None = None
+) -> str:
+    """The scheme the browser used: the first hop's ``X-Forwarded-Proto``, else the
+    ``proto`` of the first ``Forwarded`` element, else the connection's own scheme."""
+    if forwarded_proto:
+        first = forwarded_proto.split(",", 1)[0].strip().lower()
+        if first in _DEFAULT_PORTS:
+            return first
+    if forwarded:
+        match = _FORWARDED_PROTO.search(forwarded.split(",", 1)[0])
+        if match:
+            return match.group(1).lower()
+    return connection_scheme.lower()
+
+
+def split_host(authority: str) -> tuple[str, str | None]:
+    """``(host, port)`` of a ``Host`` header or an origin's authority, lower-cased; an
+    IPv6 literal keeps its brackets; ``port`` is None when absent."""
+    authority = authority.lower()
+    if authority.startswith("["):
+        end = authority.find("]") + 1
+        host, rest = authority[:end], authority[end:]
+        if end and not rest:
+            return host, None
+        if end and rest.startswith(":") and rest[1:].isdigit():
+            return host, rest[1:]
+        return authority, None
+    host, colon, port = authority.rpartition(":")
+    if not colon or not port.isdigit():
+        return authority, None
+    return host, port
+
+
+def _same_origin(origin: str, host: str, scheme: str) -> bool:
+    origin_scheme, sep, authority = origin.partition("://")
     default = _DEFAULT_PORTS.get(scheme)
-    if default and authority.endswith(":" + default):
-        authority = authority[: -len(default) - 1]
-    return authority
-
-
-def _host_authority(host: str) -> str:
-    # The Host header does not say whether a TLS proxy sits in front, so either default
-    # port counts as "no port".
-    host = host.lower()
-    for port in (":80", ":443"):
-        if host.endswith(port):
-            return host[: -len(port)]
-    return host
+    if not sep or not authority or "/" in authority or origin_scheme != scheme or not default:
+        return False
+    origin_host, origin_port = split_host(authority)
+    host_name, host_port = split_host(host)
+    return origin_host == host_name and (origin_port or default) == (host_port or default)
 
 
 def _compile(pattern: str) -> re.Pattern[str]:
@@ -87,15 +121,16 @@ class OriginPolicy:
         """True when only the server's own origin is allowed."""
         return not self.patterns
 
-    def check(self, origin: str | None, host: str | None) -> Verdict:
+    def check(self, origin: str | None, host: str | None, scheme: str = "http") -> Verdict:
         """Judge ``origin`` (``Origin`` header, or the origin of ``Referer``) for a request
-        that reached this server as ``host`` (its ``Host`` header)."""
+        that reached this server as ``host`` (its ``Host`` header) over ``scheme`` (see
+        :func:`request_scheme`)."""
         if not origin:
             return Verdict.UNKNOWN
         if self.any:
             return Verdict.ALLOW
         origin = origin.lower()
-        if host and _origin_authority(origin) == _host_authority(host):
+        if host and _same_origin(origin, host, scheme.lower()):
             return Verdict.ALLOW
         if any(pattern.fullmatch(origin) for pattern in self._compiled):
             return Verdict.ALLOW

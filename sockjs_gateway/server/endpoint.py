@@ -23,16 +23,26 @@ from ..backplane.base import Backplane
 from ..backplane.channel import Channel
 from ..backplane.lifecycle import run_with_app
 from ..handler import ConnectionInfo, Handler, check_handler, check_hook
+from ..logs import refusal
 from ..options import SockJSOptions
 from ..protocol import replies
-from ..protocol.origins import OriginPolicy, Verdict, origin_of_url
+from ..protocol.hosts import HostPolicy
+from ..protocol.origins import OriginPolicy, Verdict, origin_of_url, request_scheme
 from ..protocol.transports import TRANSPORTS, TransportSpec, valid_callback
 from . import http, static
+from .hosts import HOST_NOT_ALLOWED
 from .registry import SessionRegistry
 from .session import Session
 from .websocket import websocket
 
-__all__ = ["Endpoint", "add_endpoint", "ENDPOINTS", "ORIGIN_NOT_ALLOWED", "TOO_MANY_SESSIONS"]
+__all__ = [
+    "Endpoint",
+    "add_endpoint",
+    "ENDPOINTS",
+    "ORIGIN_NOT_ALLOWED",
+    "HOST_NOT_ALLOWED",
+    "TOO_MANY_SESSIONS",
+]
 
 #: Body of the 403 answer to a request from an origin the endpoint does not allow.
 ORIGIN_NOT_ALLOWED = "Origin not allowed."
@@ -67,6 +77,8 @@ class Endpoint:
         self.stats = self.registry.stats
         #: Which page origins may use the endpoint.
         self.origins = OriginPolicy(options.allowed_origins)
+        #: Which ``Host`` names the endpoint answers to.
+        self.hosts = HostPolicy(options.allowed_hosts)
         self._iframe_page, self._iframe_etag = replies.iframe_page(options.sockjs_url)
         #: The bus to the other nodes, if any (see :meth:`use_backplane`).
         self.backplane: Backplane | None = None
@@ -249,20 +261,45 @@ class Endpoint:
     def _check_origin(
         self, request: web.BaseRequest, *, proof_needed: bool = False
     ) -> web.Response | None:
-        """403 for a request from an origin the endpoint does not allow.
+        """421 for a ``Host`` the endpoint does not serve; 403 for a request from an
+        origin it does not allow.
 
         ``proof_needed``: the transport carries no ``Origin`` (htmlfile, jsonp, iframe),
         so the ``Referer`` must show an allowed page unless every origin is allowed.
         """
         headers = request.headers
+        host = headers.get("Host")
+        if not self.hosts.allows(host):
+            self.stats.refused["host"] += 1
+            refusal(
+                "host",
+                "Host %r refused on %s from %s (allowed_hosts: %s)",
+                host,
+                request.path,
+                request.remote,
+                self.hosts.described(),
+            )
+            return static.text_response(421, HOST_NOT_ALLOWED)
         origin = headers.get("Origin")
         if origin is None and proof_needed:
             origin = origin_of_url(headers.get("Referer"))
-        verdict = self.origins.check(origin, request.host)
+        scheme = request_scheme(
+            request.scheme, headers.get("X-Forwarded-Proto"), headers.get("Forwarded")
+        )
+        verdict = self.origins.check(origin, request.host, scheme)
         if verdict is Verdict.DENY or (
             verdict is Verdict.UNKNOWN and proof_needed and not self.origins.any
         ):
             self.stats.refused["origin"] += 1
+            allowed = self.origins.patterns or (f"same origin: {scheme}://{request.host}",)
+            refusal(
+                "origin",
+                "Origin %r refused on %s from %s (allowed_origins: %s)",
+                origin,
+                request.path,
+                request.remote,
+                ", ".join(allowed),
+            )
             return static.text_response(403, ORIGIN_NOT_ALLOWED)
         return None
 

@@ -1,5 +1,6 @@
-"""The origin allowlist as a pure object: same-origin matching against the Host header,
-patterns, the ``*`` wildcard, and the origin of a ``Referer``."""
+"""The origin allowlist as a pure object: same-origin matching (scheme, host and port)
+against the request's scheme and Host header, patterns, the ``*`` wildcard, the origin of
+a ``Referer``, and the scheme a TLS proxy reports."""
 
 from __future__ import annotations
 
@@ -7,7 +8,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sockjs_gateway.protocol.origins import OriginPolicy, Verdict, origin_of_url
+from sockjs_gateway.protocol.origins import (
+    OriginPolicy,
+    Verdict,
+    origin_of_url,
+    request_scheme,
+    split_host,
+)
 
 ALLOW, DENY, UNKNOWN = Verdict.ALLOW, Verdict.DENY, Verdict.UNKNOWN
 SAME_ORIGIN = OriginPolicy(())
@@ -27,32 +34,89 @@ def test_a_request_without_origin_is_unknown(policy: OriginPolicy, origin: str |
 
 
 @pytest.mark.parametrize(
-    ("origin", "host"),
+    ("origin", "host", "scheme"),
     [
-        ("http://example.com", "example.com"),
-        ("http://example.com:8080", "example.com:8080"),
-        ("http://127.0.0.1:5000", "127.0.0.1:5000"),
+        ("http://example.com", "example.com", "http"),
+        ("http://example.com:8080", "example.com:8080", "http"),
+        ("http://127.0.0.1:5000", "127.0.0.1:5000", "http"),
         # Default ports: browsers leave them out of Origin, some clients put them in Host.
-        ("http://example.com:80", "example.com"),
-        ("http://example.com", "example.com:80"),
-        ("https://example.com:443", "example.com"),
-        ("https://example.com", "example.com:443"),
-        ("wss://example.com:443", "example.com"),
+        ("http://example.com:80", "example.com", "http"),
+        ("http://example.com", "example.com:80", "http"),
+        ("https://example.com:443", "example.com", "https"),
+        ("https://example.com", "example.com:443", "https"),
         # A TLS proxy in front: the browser says https, the backend sees Host without port.
-        ("https://example.com", "example.com"),
-        ("https://example.com:8443", "example.com:8443"),
+        ("https://example.com", "example.com", "https"),
+        ("https://example.com:8443", "example.com:8443", "https"),
         # IPv6 literals keep their brackets in both headers.
-        ("http://[::1]:8080", "[::1]:8080"),
-        ("http://[::1]", "[::1]"),
-        ("https://[2001:db8::1]", "[2001:db8::1]:443"),
-        # Host names are case-insensitive, in both headers.
-        ("HTTP://EXAMPLE.COM", "example.com"),
-        ("http://example.com", "Example.COM"),
-        ("http://[::ABCD]:81", "[::abcd]:81"),
+        ("http://[::1]:8080", "[::1]:8080", "http"),
+        ("http://[::1]", "[::1]", "http"),
+        ("https://[2001:db8::1]", "[2001:db8::1]:443", "https"),
+        # Host names and schemes are case-insensitive, in both headers.
+        ("HTTP://EXAMPLE.COM", "example.com", "http"),
+        ("http://example.com", "Example.COM", "HTTP"),
+        ("http://[::ABCD]:81", "[::abcd]:81", "http"),
     ],
 )
-def test_same_origin_is_allowed(origin: str, host: str) -> None:
-    assert SAME_ORIGIN.check(origin, host) is ALLOW
+def test_same_origin_is_allowed(origin: str, host: str, scheme: str) -> None:
+    assert SAME_ORIGIN.check(origin, host, scheme) is ALLOW
+
+
+@pytest.mark.parametrize(
+    ("origin", "host", "scheme"),
+    [
+        # Same host and port, another scheme: another origin (RFC 6454).
+        ("https://example.com:8080", "example.com:8080", "http"),
+        ("http://example.com:8443", "example.com:8443", "https"),
+        ("https://example.com", "example.com", "http"),
+        ("http://example.com", "example.com", "https"),
+        ("https://example.com:443", "example.com:443", "http"),
+        # Browsers never send ws:// or wss:// origins; nothing else counts as ours.
+        ("ws://example.com:8080", "example.com:8080", "http"),
+        ("wss://example.com", "example.com", "https"),
+        ("ftp://example.com:8080", "example.com:8080", "ftp"),
+        # A port that is the other scheme's default is not left out.
+        ("http://example.com:443", "example.com", "http"),
+    ],
+)
+def test_another_scheme_is_another_origin(origin: str, host: str, scheme: str) -> None:
+    assert SAME_ORIGIN.check(origin, host, scheme) is DENY
+
+
+@pytest.mark.parametrize(
+    ("connection", "proto", "forwarded", "scheme"),
+    [
+        ("http", None, None, "http"),
+        ("https", None, None, "https"),
+        ("http", "https", None, "https"),
+        ("http", "HTTPS, http", None, "https"),  # the first hop is the browser's
+        ("https", "http", None, "http"),
+        ("http", "gopher", None, "http"),  # not a scheme browsers use: ignored
+        ("http", None, "for=1.2.3.4;proto=https;host=x", "https"),
+        ("http", None, 'proto="https", proto=http', "https"),
+        ("http", None, "for=1.2.3.4", "http"),
+        ("http", "", "proto=https", "https"),
+    ],
+)
+def test_request_scheme(
+    connection: str, proto: str | None, forwarded: str | None, scheme: str
+) -> None:
+    assert request_scheme(connection, proto, forwarded) == scheme
+
+
+@pytest.mark.parametrize(
+    ("authority", "parts"),
+    [
+        ("example.com", ("example.com", None)),
+        ("Example.com:8080", ("example.com", "8080")),
+        ("[::1]", ("[::1]", None)),
+        ("[::1]:81", ("[::1]", "81")),
+        ("[::1]x", ("[::1]x", None)),
+        ("[::1", ("[::1", None)),
+        ("example.com:", ("example.com:", None)),
+    ],
+)
+def test_split_host(authority: str, parts: tuple[str, str | None]) -> None:
+    assert split_host(authority) == parts
 
 
 @pytest.mark.parametrize(
@@ -68,6 +132,9 @@ def test_same_origin_is_allowed(origin: str, host: str) -> None:
         ("http://[::2]", "[::1]"),
         # An https origin on its default port is not the same as a plain-http port 8080.
         ("https://example.com", "example.com:8080"),
+        # Over plain http, an https page is another origin even on the same port.
+        ("https://example.com:443", "example.com"),
+        ("wss://example.com:443", "example.com"),
         # Pages from file:// or sandboxed iframes send the opaque origin "null".
         ("null", "example.com"),
         ("null", "null"),
