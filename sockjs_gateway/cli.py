@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from aiohttp import web
 
 from .backplane.base import Backplane
-from .server.hixie76 import LegacyWebSocketRunner
+from .server.runner import HEADER_TIMEOUT, GatewayRunner
 
 __all__ = ["main", "load_factory"]
 
@@ -49,6 +49,14 @@ def _parser() -> argparse.ArgumentParser:
         help="comma-separated Host names served besides the defaults (the --host name,"
         " localhost, 127.0.0.1, ::1, this machine's name, any IP address); '*' serves"
         " every name. Other names get 421 (DNS-rebinding defence).",
+    )
+    serve.add_argument(
+        "--header-timeout",
+        metavar="SECONDS",
+        type=float,
+        default=HEADER_TIMEOUT,
+        help="close a connection whose request headers are not complete within this"
+        f" time, and idle keep-alive connections after it (default {HEADER_TIMEOUT:g})",
     )
     test = sub.add_parser("testserver", help="the endpoints the SockJS protocol suite expects")
     test.add_argument("--host", default="127.0.0.1")
@@ -97,7 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         use_backplane(app, _backplane(args.redis))
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(app, args.host, args.port))
+        timeout = getattr(args, "header_timeout", HEADER_TIMEOUT)
+        asyncio.run(_serve(app, args.host, args.port, timeout))
     return 0
 
 
@@ -109,9 +118,11 @@ def _check_hosts(app: web.Application, bind_host: str, extra: str) -> None:
     app.middlewares.insert(0, allowed_hosts_middleware(default_host_policy(bind_host, names)))
 
 
-async def _serve(app: web.Application, host: str, port: int) -> None:
+async def _serve(
+    app: web.Application, host: str, port: int, header_timeout: float = HEADER_TIMEOUT
+) -> None:
     """Serve until SIGINT or SIGTERM, then shut down cleanly (sessions get 1001)."""
-    runner = LegacyWebSocketRunner(app)
+    runner = GatewayRunner(app, header_timeout=header_timeout)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
