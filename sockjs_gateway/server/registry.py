@@ -246,8 +246,18 @@ class SessionRegistry:
         self._inbound_bytes += size
         if session._consuming:
             session._inbox.append(_Batch(messages, size))  # handled after what is queued
+        elif _EAGER_TASKS:  # _start, inlined: this is every message's path
+            session._consuming = True
+            task = asyncio.Task(  # type: ignore[call-arg,unused-ignore]
+                self._run(session, messages, size),
+                loop=self._loop,
+                context=session._context,
+                eager_start=True,
+            )
+            if not task.done():
+                session._task = task
         else:
-            self._start(session, _Batch(messages, size), eager=True)
+            self._start(session, messages, size, eager=True)
 
     def send(self, session: Session, message: str) -> bool:
         """Send one application message to ``session``: straight to the wire as its own
@@ -362,7 +372,7 @@ class SessionRegistry:
                         session._space.set_result(None)
             session._inbox.extend(events)
             if not session._consuming:
-                self._start(session, None, eager=eager)
+                self._start(session, None, 0, eager=eager)
         receiver = session.receiver
         if receiver is not None:
             if machine.abort_receiver:
@@ -396,8 +406,11 @@ class SessionRegistry:
 
     # -- hooks: one task at a time per session, in the session's own context ------------
 
-    def _start(self, session: Session, first: _Batch | None, *, eager: bool) -> None:
-        """Start a task of ``session`` that runs ``first``, then everything in its inbox.
+    def _start(
+        self, session: Session, messages: list[str] | None, size: int, *, eager: bool
+    ) -> None:
+        """Start a task of ``session`` that runs ``messages`` (``size`` bytes), then
+        everything in its inbox.
 
         The task runs in the session's context, so contextvars a hook sets are seen by
         its later hooks and by no other session. ``eager`` (Python 3.12+): the task's
@@ -407,7 +420,7 @@ class SessionRegistry:
         """
         session._consuming = True
         loop = self._loop or asyncio.get_running_loop()
-        coro = self._run(session, first)
+        coro = self._run(session, messages, size)
         # _run logs what it raises itself, so no done callback (one loop callback less
         # per task) is needed to own its errors.
         if eager and _EAGER_TASKS:
@@ -420,12 +433,12 @@ class SessionRegistry:
             task = loop.create_task(coro, context=session._context)
         session._task = task
 
-    async def _run(self, session: Session, batch: _Batch | None) -> None:
-        """Handle ``batch``, then the session's inbox, in order, until it is empty.
+    async def _run(self, session: Session, messages: list[str] | None, size: int) -> None:
+        """Handle ``messages``, then the session's inbox, in order, until it is empty.
 
-        ``on_message`` is called inline, not through a helper coroutine: this loop is the
-        hot path of every echo. The rest of a batch is dropped once the session is closed
-        (by the hook, or because a hook failed).
+        ``on_message`` is called inline, not through a helper coroutine or a batch
+        object: this loop is the hot path of every echo. The rest of a batch is dropped
+        once the session is closed (by the hook, or because a hook failed).
         """
         handler = self._handler
         on_message = handler.on_message
@@ -433,12 +446,12 @@ class SessionRegistry:
         inbox = session._inbox
         try:
             while True:
-                if batch is None:
+                if messages is None:
                     if not inbox:
                         return
                     event = inbox.pop(0)
                     if type(event) is _Batch:
-                        batch = event
+                        messages, size = event.messages, event.size
                     elif isinstance(event, Opened):
                         await self._hook(session, "on_open", handler.on_open, (session,))
                         continue
@@ -449,7 +462,7 @@ class SessionRegistry:
                     else:
                         continue
                 try:
-                    for message in batch.messages:
+                    for message in messages:
                         if machine.state is not SessionState.OPEN:
                             break
                         result = on_message(session, message)
@@ -461,8 +474,12 @@ class SessionRegistry:
                 except Exception:
                     self._hook_failed(session, "on_message")
                 finally:
-                    self._handled(session, batch)
-                batch = None
+                    session._inbound -= len(messages)
+                    session._inbound_bytes -= size
+                    self._inbound_bytes -= size
+                    if session._space is not None or self._waiting:
+                        self._room_made(session)
+                messages = None
         except Exception:  # a bug of ours: this task is its own owner, so say so
             log.exception("session %r: hook runner failed", session.id)
         finally:
@@ -492,11 +509,8 @@ class SessionRegistry:
         if name != "on_close":
             self.close(session, *HANDLER_ERROR)
 
-    def _handled(self, session: Session, batch: _Batch) -> None:
-        """``batch`` left the handler queue: readers waiting for room go on."""
-        session._inbound -= len(batch.messages)
-        session._inbound_bytes -= batch.size
-        self._inbound_bytes -= batch.size
+    def _room_made(self, session: Session) -> None:
+        """Messages left the handler queue: readers waiting for room go on."""
         space = session._space
         if space is not None and not space.done():
             space.set_result(None)
