@@ -57,6 +57,7 @@ class Session:
         "_space",
         "_task",
         "_consuming",
+        "_wakeup",
         "_context",
         "_upstream",
         "principal",
@@ -89,7 +90,8 @@ class Session:
         self._inbound_bytes = 0  # and their size on the wire
         self._space: asyncio.Future[None] | None = None  # resolved when the handler catches up
         self._task: asyncio.Task[None] | None = None  # the session's task, while it runs hooks
-        self._consuming = False  # a task of this session is running or about to
+        self._consuming = False  # a task of this session is running (or sleeping, on 3.11)
+        self._wakeup: asyncio.Future[None] | None = None  # what a sleeping task waits on
         #: Every hook of the session runs in this context (see the registry).
         self._context = contextvars.copy_context()
         self._upstream: asyncio.Lock | None = None  # see SessionRegistry.upstream
