@@ -65,6 +65,21 @@ async def read_head(reader: asyncio.StreamReader) -> tuple[str, dict[str, str]]:
     return status, headers
 
 
+@asynccontextmanager
+async def opened(port: int) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+    """A Hixie-76 connection past its handshake and the open frame."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(handshake(port))
+        await read_head(reader)
+        writer.write(KEY3)
+        assert await asyncio.wait_for(reader.readexactly(19), 5) == ANSWER + b"\x00o\xff"
+        yield reader, writer
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
 async def test_handshake_challenge_and_frames() -> None:
     handler = RecordingHandler()
     async with serving(handler) as port:
@@ -102,22 +117,13 @@ async def test_handshake_challenge_and_frames() -> None:
 
 async def test_server_close_sends_close_frame() -> None:
     handler = RecordingHandler()
-    async with serving(handler) as port:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        try:
-            writer.write(handshake(port))
-            await read_head(reader)
-            writer.write(KEY3)
-            assert await asyncio.wait_for(reader.readexactly(19), 5) == ANSWER + b"\x00o\xff"
-            (_, session), *_ = await handler.wait_for("open")
-            session.close(3000, "Go away!")
-            expected = b'\x00c[3000,"Go away!"]\xff'
-            assert await asyncio.wait_for(reader.readexactly(len(expected)), 5) == expected
-            # Then the closing handshake and the end of the connection.
-            assert await asyncio.wait_for(reader.read(), 5) == b"\xff\x00"
-        finally:
-            writer.close()
-            await writer.wait_closed()
+    async with serving(handler) as port, opened(port) as (reader, _):
+        (_, session), *_ = await handler.wait_for("open")
+        session.close(3000, "Go away!")
+        expected = b'\x00c[3000,"Go away!"]\xff'
+        assert await asyncio.wait_for(reader.readexactly(len(expected)), 5) == expected
+        # Then the closing handshake and the end of the connection.
+        assert await asyncio.wait_for(reader.read(), 5) == b"\xff\x00"
         closes = await handler.wait_for("close")
         assert closes[0][2:] == (3000, "Go away!")
 
@@ -180,19 +186,11 @@ class FailingHandler(RecordingHandler):
 async def test_a_failing_hook_closes_with_1011_and_on_close_runs_once() -> None:
     handler = FailingHandler()
     async with serving(handler) as port:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        try:
-            writer.write(handshake(port))
-            await read_head(reader)
-            writer.write(KEY3)
-            await asyncio.wait_for(reader.readexactly(16 + 3), 5)  # answer, then "o"
+        async with opened(port) as (reader, writer):
             writer.write(b'\x00["boom"]\xff')
             await writer.drain()
             expected = b'\x00c[1011,"Internal error"]\xff'
             assert await asyncio.wait_for(reader.readexactly(len(expected)), 5) == expected
-        finally:
-            writer.close()
-            await writer.wait_closed()
         await handler.wait_for("close")
         await asyncio.sleep(0.05)  # a second on_close would show up now
         assert [event[2:] for event in handler.of_kind("close")] == [(1011, "Internal error")]
