@@ -239,11 +239,17 @@ class SessionRegistry:
                 self._waiting.append(waiter)
         return waiter
 
-    def deliver_now(self, session: Session, messages: list[str], size: int) -> None:
-        """Queue ``messages`` for the handler at once (the caller heeds
-        :meth:`wait_for_space` before it reads more)."""
+    def deliver_now(
+        self, session: Session, messages: list[str], size: int
+    ) -> asyncio.Future[None] | None:
+        """Queue ``messages`` for the handler at once.
+
+        Returns:
+            What :meth:`wait_for_space` returns now: None while the handler queue has
+            room, else a future the caller waits for before it reads more.
+        """
         if session.machine.state is not SessionState.OPEN or not messages:
-            return
+            return None
         stats = self.stats
         stats.messages_in += len(messages)
         stats.bytes_in += size
@@ -268,6 +274,13 @@ class SessionRegistry:
                 session._task = task
         else:
             self._start(session, messages, size, eager=True)
+        if (
+            session._inbound < self._max_inbound
+            and session._inbound_bytes < self._max_inbound_bytes
+            and self._inbound_bytes < self._max_inbound_total
+        ):
+            return None
+        return self.wait_for_space(session)
 
     def send(self, session: Session, message: str) -> bool:
         """Send one application message to ``session``: straight to the wire as its own
