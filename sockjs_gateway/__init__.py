@@ -10,7 +10,7 @@ from .handler import ConnectionInfo, Handler, run_blocking
 from .metrics import add_metrics_route
 from .options import SockJSOptions
 from .protocol.state import SessionState
-from .server.endpoint import ENDPOINTS, Endpoint, add_endpoint
+from .server.endpoint import ENDPOINTS, Endpoint, add_endpoint, drain
 from .server.session import Session
 
 __version__ = "0.1.0"
@@ -19,6 +19,7 @@ __all__ = [
     "add_endpoint",
     "Endpoint",
     "ENDPOINTS",
+    "drain",
     "Handler",
     "run_blocking",
     "add_metrics_route",

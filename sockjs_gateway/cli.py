@@ -11,44 +11,82 @@ import argparse
 import asyncio
 import contextlib
 import importlib
+import importlib.util
 import logging
+import os
 import signal
+import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 from aiohttp import web
 
 from .backplane.base import Backplane
+from .server.endpoint import drain
 from .server.runner import HEADER_TIMEOUT, GatewayRunner
 
 __all__ = ["main", "load_factory"]
 
 
 def load_factory(spec: str) -> Callable[[], web.Application]:
-    """Import ``module:factory`` and return the factory."""
-    module_name, _, attr = spec.partition(":")
-    if not module_name or not attr:
-        raise SystemExit(f"--app must look like module:factory, not {spec!r}")
-    factory = getattr(importlib.import_module(module_name), attr, None)
+    """Import ``module:factory`` or ``path/to/file.py:factory`` and return the factory.
+
+    A file is imported as a module named after it, with its folder first on ``sys.path``
+    (as ``python path/to/file.py`` would), so it can import its neighbours.
+    """
+    target, _, attr = spec.rpartition(":")
+    if not target or not attr:
+        raise SystemExit(
+            f"--app must look like module:factory or path/to/file.py:factory, not {spec!r}"
+        )
+    if target.endswith(".py") or os.sep in target or "/" in target:
+        module = _import_file(Path(target))
+    else:
+        module = importlib.import_module(target)
+    factory = getattr(module, attr, None)
     if not callable(factory):
         raise SystemExit(f"{spec!r} is not a callable")
     return factory  # type: ignore[no-any-return]
 
 
+def _import_file(path: Path) -> ModuleType:
+    if not path.is_file():
+        raise SystemExit(f"--app: no such file {str(path)!r}")
+    folder = str(path.resolve().parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    name = path.stem
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"--app: cannot import {str(path)!r}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m sockjs_gateway")
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the demo, or your app with --app")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080)
-    serve.add_argument("--app", help="module:factory returning an aiohttp Application")
-    serve.add_argument("--redis", metavar="URL", help=_REDIS_HELP)
+    serve = sub.add_parser(
+        "serve", help="run the demo, or your app with --app", formatter_class=_Help
+    )
+    _common(serve, port=8080, access_log=True)
+    serve.add_argument(
+        "--app",
+        metavar="MODULE:FACTORY",
+        help="module:factory or path/to/file.py:factory returning an aiohttp Application "
+        "(default: the chat demo)",
+    )
     serve.add_argument(
         "--allowed-hosts",
         metavar="NAMES",
         default="",
         help="comma-separated Host names served besides the defaults (the --host name,"
         " localhost, 127.0.0.1, ::1, this machine's name, any IP address); '*' serves"
-        " every name. Other names get 421 (DNS-rebinding defence).",
+        " every name. Other names get 421 (DNS-rebinding defence); default: none more",
     )
     serve.add_argument(
         "--header-timeout",
@@ -56,22 +94,31 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=HEADER_TIMEOUT,
         help="close a connection whose request headers are not complete within this"
-        f" time, and idle keep-alive connections after it (default {HEADER_TIMEOUT:g})",
+        " time, and idle keep-alive connections after it",
     )
-    test = sub.add_parser("testserver", help="the endpoints the SockJS protocol suite expects")
-    test.add_argument("--host", default="127.0.0.1")
-    test.add_argument("--port", type=int, default=8081)
+    test = sub.add_parser(
+        "testserver",
+        help="the endpoints the SockJS protocol suite expects",
+        formatter_class=_Help,
+    )
+    _common(test, port=8081, access_log=False)
     test.add_argument(
         "--response-limit",
         type=int,
         default=4096,
-        help="streaming response recycle size in bytes (default 4096)",
+        metavar="BYTES",
+        help="streaming response recycle size in bytes",
     )
-    test.add_argument("--redis", metavar="URL", help=_REDIS_HELP)
     return parser
 
 
-_REDIS_HELP = "join the nodes sharing this Redis, e.g. redis://127.0.0.1:6379 (extra: redis)"
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Every flag's help ends with its default (flags without one say it in words)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, ""):
+            return action.help
+        return super()._get_help_string(action)
 
 
 def _backplane(url: str) -> Backplane:
@@ -84,10 +131,37 @@ def _backplane(url: str) -> Backplane:
     return RedisBackplane(url)
 
 
+def _common(parser: argparse.ArgumentParser, *, port: int, access_log: bool) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=port, help="port to listen on (0: any free)")
+    parser.add_argument(
+        "--redis",
+        metavar="URL",
+        help="join the nodes sharing this Redis, e.g. redis://127.0.0.1:6379 (extra: redis; "
+        "default: one process on its own)",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        type=str.upper,
+        help="lowest level logged to stderr; refusals are WARNING, state changes INFO",
+    )
+    parser.add_argument(
+        "--access-log",
+        action=argparse.BooleanOptionalAction,
+        default=access_log,
+        help="log one line per HTTP request (logger aiohttp.access)",
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=getattr(logging, args.log_level),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
     if args.command == "testserver":
         from .testserver import make_app
 
@@ -106,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         use_backplane(app, _backplane(args.redis))
     with contextlib.suppress(KeyboardInterrupt):
         timeout = getattr(args, "header_timeout", HEADER_TIMEOUT)
-        asyncio.run(_serve(app, args.host, args.port, timeout))
+        asyncio.run(_serve(app, args.host, args.port, timeout, access_log=args.access_log))
     return 0
 
 
@@ -119,10 +193,18 @@ def _check_hosts(app: web.Application, bind_host: str, extra: str) -> None:
 
 
 async def _serve(
-    app: web.Application, host: str, port: int, header_timeout: float = HEADER_TIMEOUT
+    app: web.Application,
+    host: str,
+    port: int,
+    header_timeout: float = HEADER_TIMEOUT,
+    *,
+    access_log: bool = True,
 ) -> None:
-    """Serve until SIGINT or SIGTERM, then shut down cleanly (sessions get 1001)."""
-    runner = GatewayRunner(app, header_timeout=header_timeout)
+    """Serve until SIGINT or SIGTERM, then shut down cleanly: every session gets 1001,
+    and the listener stays up for the endpoints' ``shutdown_grace`` so that polling
+    clients come back for it."""
+    kwargs: dict[str, Any] = {} if access_log else {"access_log": None}
+    runner = GatewayRunner(app, header_timeout=header_timeout, **kwargs)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
@@ -134,5 +216,8 @@ async def _serve(
     print(f"sockjs_gateway listening on http://{host}:{bound}/", flush=True)
     try:
         await stop.wait()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)  # a second signal stops at once
+        await drain(app)
     finally:
         await runner.cleanup()

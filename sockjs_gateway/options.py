@@ -6,7 +6,7 @@ streaming responses) so that documentation written for those servers holds here 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -46,8 +46,9 @@ class SockJSOptions:
     cookie_needed: bool = False
     #: Transports this endpoint refuses (404), by name: ``websocket``, ``raw-websocket``,
     #: ``xhr-polling``, ``xhr-streaming``, ``eventsource``, ``htmlfile``, ``jsonp-polling``.
-    #: Disabling ``websocket`` is reported in ``/info``.
-    disabled_transports: frozenset[str] = field(default_factory=frozenset)
+    #: Disabling ``websocket`` is reported in ``/info``. Any iterable of names (a set, a
+    #: list) or one name as a string; stored as a ``frozenset``. Unknown names raise.
+    disabled_transports: Iterable[str] = field(default_factory=frozenset)
     #: The sockjs-client script the iframe page loads (iframe-based transports need it
     #: on the server's origin; point it at a copy you serve to avoid a CDN).
     sockjs_url: str = DEFAULT_SOCKJS_URL
@@ -109,11 +110,26 @@ class SockJSOptions:
     #: ``authenticate`` on every request). A request that does not match is answered as
     #: if the session did not exist (404).
     bind_session: Binding = "none"
+    #: Seconds the server keeps answering after it told every session 1001 "Going away" at
+    #: shutdown (``python -m sockjs_gateway serve``, the gunicorn worker, or
+    #: :func:`~sockjs_gateway.drain`), so a polling client's next poll still gets the close
+    #: frame. It ends early once every client has its frame; capped at
+    #: ``disconnect_delay``, after which a closed session is forgotten anyway.
+    shutdown_grace: float = 3.0
 
     def __post_init__(self) -> None:
-        unknown = set(self.disabled_transports) - TRANSPORT_NAMES
+        names = self.disabled_transports
+        # A string is one name: iterating it would disable "w", "e", "b", ...
+        names = frozenset((names,) if isinstance(names, str) else names)
+        object.__setattr__(self, "disabled_transports", names)
+        unknown = names - TRANSPORT_NAMES
         if unknown:
-            raise ValueError(f"unknown transports in disabled_transports: {sorted(unknown)}")
+            raise ValueError(
+                f"unknown transports in disabled_transports: {sorted(unknown)} "
+                f"(known: {sorted(TRANSPORT_NAMES)})"
+            )
+        if self.shutdown_grace < 0:
+            raise ValueError("shutdown_grace must not be negative")
         if self.heartbeat_delay <= 0 or self.disconnect_delay <= 0:
             raise ValueError("heartbeat_delay and disconnect_delay must be positive")
         if self.response_limit < 1 or self.max_message_bytes < 1:
@@ -141,6 +157,12 @@ class SockJSOptions:
             raise ValueError(f"unknown bind_session {self.bind_session!r}")
         if self.bind_session == "principal" and self.authenticate is None:
             raise ValueError('bind_session="principal" needs an authenticate hook')
+
+    @property
+    def grace(self) -> float:
+        """The shutdown grace actually applied: ``shutdown_grace``, at most
+        ``disconnect_delay``."""
+        return min(self.shutdown_grace, self.disconnect_delay)
 
     def enabled(self, transport: str) -> bool:
         """Whether the transport called ``transport`` is served."""

@@ -2,14 +2,17 @@
 
 As in sockjs-node's test server: ``/echo`` (echo, streaming responses recycled at
 ``response_limit``), ``/close`` (closes every session with 3000 "Go away!" as it opens),
-``/disabled_websocket_echo``, ``/cookie_needed_echo``, and ``/broadcast`` (every message
-to every session). Each also answers on its raw ``/websocket`` route. ``/stomp`` serves
-STOMP (see :func:`make_stomp_broker`) for the STOMP client tests. With a backplane
-(``testserver --redis URL``), ``/broadcast`` and ``/stomp`` topics span every node.
+``/disabled_websocket_echo``, ``/cookie_needed_echo``, ``/broadcast`` (every message
+to every session), and ``/amplify`` (a message ``n`` is answered with ``2**n`` bytes, as
+in sockjs-client's own test server, for its large-download tests). Each also answers on
+its raw ``/websocket`` route. ``/stomp`` serves STOMP (see :func:`make_stomp_broker`)
+for the STOMP client tests. With a backplane (``testserver --redis URL``), ``/broadcast``
+and ``/stomp`` topics span every node.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 from aiohttp import web
@@ -20,7 +23,14 @@ from .server.endpoint import add_endpoint
 from .server.session import Session
 from .stomp import AppMessage, Broker, StompHandler, StompOptions
 
-__all__ = ["EchoHandler", "CloseHandler", "BroadcastHandler", "make_app", "make_stomp_broker"]
+__all__ = [
+    "EchoHandler",
+    "CloseHandler",
+    "AmplifyHandler",
+    "BroadcastHandler",
+    "make_app",
+    "make_stomp_broker",
+]
 
 
 class EchoHandler:
@@ -41,6 +51,27 @@ class CloseHandler(EchoHandler):
 
     async def on_open(self, session: Session) -> None:
         session.close(3000, "Go away!")
+
+
+class AmplifyHandler(EchoHandler):
+    """Answers a message ``n`` with ``"x" * 2**n``, as sockjs-client's test server does:
+    ``n`` is the message read as a number and rounded down, and anything outside 1..18
+    (or not a number) counts as 1."""
+
+    async def on_message(self, session: Session, message: str) -> None:
+        session.send("x" * 2 ** amplify_exponent(message))
+
+
+def amplify_exponent(message: str) -> int:
+    """The exponent ``/amplify`` uses for ``message`` (JavaScript's
+    ``Math.floor(Number(m))``, kept to 1..18)."""
+    try:
+        value = float(message.strip() or "0")
+    except ValueError:
+        return 1
+    if not 0 < value < 19:  # also NaN and infinities
+        return 1
+    return max(1, math.floor(value))
 
 
 class BroadcastHandler(EchoHandler):
@@ -89,6 +120,7 @@ def make_app(
         app, EchoHandler(), prefix="/cookie_needed_echo", options=replace(base, cookie_needed=True)
     )
     add_endpoint(app, BroadcastHandler(), prefix="/broadcast", options=base)
+    add_endpoint(app, AmplifyHandler(), prefix="/amplify", options=base)
     add_endpoint(app, StompHandler(make_stomp_broker()), prefix="/stomp", options=base)
     if backplane is not None:
         from .backplane.app import use_backplane

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 ANNOUNCE = re.compile(rb"sockjs_gateway listening on (http://127\.0\.0\.1:(\d+)/)")
@@ -180,3 +181,105 @@ async def test_sigterm_closes_sessions_and_exits_0(tmp_path: Path) -> None:
             rest = await asyncio.wait_for(stream.read(), 10)
             assert rest == b'c[1001,"Going away"]\n'
         assert await asyncio.wait_for(server.process.wait(), 10) == 0
+
+
+async def test_serve_an_app_factory_from_a_file(tmp_path: Path) -> None:
+    app_file = tmp_path / "my_app.py"
+    app_file.write_text(
+        "from helper_mod import PREFIX\n"
+        "from aiohttp import web\n"
+        "from sockjs_gateway import SockJSOptions, add_endpoint\n"
+        "from sockjs_gateway.testserver import EchoHandler\n"
+        "def build() -> web.Application:\n"
+        "    app = web.Application()\n"
+        "    add_endpoint(app, EchoHandler(), prefix=PREFIX, options=SockJSOptions())\n"
+        "    return app\n"
+    )
+    (tmp_path / "helper_mod.py").write_text('PREFIX = "/from-file"\n')  # a neighbour module
+    for spec in (f"{app_file}:build", "tests/cli_app.py:make_app"):
+        async with running("serve", "--app", spec, log=tmp_path / "stderr") as s:
+            path = "/from-file" if "build" in spec else "/custom"
+            assert await s.post(f"{path}/000/f/xhr") == (200, "o\n")
+            assert await s.post(f"{path}/000/f/xhr_send", '["file"]') == (204, "")
+            assert await s.post(f"{path}/000/f/xhr") == (200, 'a["file"]\n')
+
+
+async def test_a_missing_app_file_exits_with_an_error(tmp_path: Path) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "sockjs_gateway",
+        "serve",
+        "--app",
+        str(tmp_path / "nowhere.py") + ":make_app",
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), 20)
+    assert process.returncode != 0
+    assert b"no such file" in stderr
+
+
+async def help_of(command: str) -> str:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "sockjs_gateway",
+        command,
+        "--help",
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    stdout, _ = await asyncio.wait_for(process.communicate(), 20)
+    assert process.returncode == 0
+    return stdout.decode()
+
+
+@pytest.mark.parametrize("command", ["serve", "testserver"])
+async def test_every_flag_has_help_with_its_default(command: str) -> None:
+    text = await help_of(command)
+    options = text.split("options:", 1)[1]
+    # One entry per flag: a line starting with two spaces and a dash.
+    entries = re.split(r"\n  (?=-)", options)[1:]
+    flags = [entry.split()[0].rstrip(",") for entry in entries]
+    assert "--log-level" in flags
+    assert "--access-log" in flags
+    for entry in entries:
+        if entry.startswith("-h"):
+            continue
+        assert "default" in entry, entry
+    expected = "(default: False)" if command == "testserver" else "(default: True)"
+    access = next(e for e in entries if e.startswith("--access-log"))
+    assert expected in " ".join(access.split())
+
+
+async def access_lines(tmp_path: Path, *args: str) -> list[str]:
+    log = tmp_path / "stderr"
+    async with running(*args, log=log) as server:
+        assert (await server.get("/echo/info" if "testserver" in args else "/chat/info"))[0] == 200
+        server.process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(server.process.wait(), 10)
+    return [line for line in read_log(log).splitlines() if "aiohttp.access" in line]
+
+
+async def test_testserver_has_no_access_log_unless_asked(tmp_path: Path) -> None:
+    assert await access_lines(tmp_path, "testserver") == []
+    assert len(await access_lines(tmp_path, "testserver", "--access-log")) == 1
+    assert len(await access_lines(tmp_path, "serve")) == 1
+    assert await access_lines(tmp_path, "serve", "--no-access-log") == []
+
+
+async def test_refusals_reach_stderr_at_the_chosen_level(tmp_path: Path) -> None:
+    evil = {"Origin": "https://evil.example"}
+    for level, shown in [("INFO", True), ("error", False)]:
+        log = tmp_path / f"stderr-{level}"
+        async with running("serve", "--log-level", level, log=log) as server:
+            async with server.http.get(server.url + "chat/info", headers=evil) as response:
+                assert response.status == 403
+            server.process.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(server.process.wait(), 10)
+        text = read_log(log)
+        assert ("WARNING sockjs_gateway Origin" in text) is shown, text
+        if shown:
+            assert "'https://evil.example'" in text

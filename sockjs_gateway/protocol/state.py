@@ -270,6 +270,11 @@ class SessionMachine:
         self._pending_bytes += size
         return Sent.QUEUED
 
+    @property
+    def queued_bytes(self) -> int:
+        """Bytes of messages queued and not yet in a wire frame (for logs and metrics)."""
+        return self._pending_bytes
+
     def close(self, code: int, reason: str) -> None:
         """The server closes the session; queued messages go out before the close frame."""
         self._close(Close(code, reason), queue_frame=True)

@@ -13,8 +13,10 @@ inside ``publish`` (see :mod:`sockjs_gateway.backplane.base`).
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import re
+from logging import INFO
 from typing import Any
 
 from aiohttp import web
@@ -31,16 +33,18 @@ from ..protocol.origins import OriginPolicy, Verdict, origin_of_url, request_sch
 from ..protocol.transports import TRANSPORTS, TransportSpec, valid_callback
 from . import http, static
 from .hosts import HOST_NOT_ALLOWED
-from .registry import SessionRegistry
+from .registry import GOING_AWAY, SessionRegistry
 from .session import Session
 from .websocket import websocket
 
 __all__ = [
     "Endpoint",
     "add_endpoint",
+    "drain",
     "ENDPOINTS",
     "ORIGIN_NOT_ALLOWED",
     "HOST_NOT_ALLOWED",
+    "SHUTTING_DOWN",
     "TOO_MANY_SESSIONS",
 ]
 
@@ -48,6 +52,10 @@ __all__ = [
 ORIGIN_NOT_ALLOWED = "Origin not allowed."
 #: Body of the 503 answer to a new session past ``max_sessions``.
 TOO_MANY_SESSIONS = "Too many sessions."
+#: Body of the 503 answer to a new session during the shutdown grace.
+SHUTTING_DOWN = "Server shutting down."
+#: How often the shutdown grace checks whether every client has its close frame.
+_DRAIN_CHECK = 0.05
 
 #: Every endpoint mounted on an app, in the order they were added.
 ENDPOINTS = web.AppKey("sockjs_gateway.endpoints", list["Endpoint"])
@@ -85,6 +93,8 @@ class Endpoint:
         self._channel: Channel | None = None
         if backplane is not None:
             self.use_backplane(backplane)
+        #: True once :meth:`drain` began: new sessions are refused with 503.
+        self.draining = False
 
     def broadcast(self, message: str) -> int:
         """Send ``message`` to every open session of this endpoint, encoding it once; with a
@@ -107,6 +117,25 @@ class Endpoint:
 
     def _receive(self, payload: bytes) -> int:
         return self.registry.broadcast(payload.decode("utf-8", "surrogatepass"))
+
+    async def drain(self) -> None:
+        """Close every session with 1001 "Going away", then keep answering for up to
+        ``options.grace`` seconds, until every client has taken its close frame.
+
+        A polling client (xhr-polling, jsonp-polling) is between two polls most of the
+        time: the close frame waits for its next poll, which must still find a listener.
+        Stop the listener only after this returns. New sessions get 503 meanwhile.
+        """
+        self.draining = True
+        registry = self.registry
+        for session in registry:
+            if not session.closed:
+                registry.close(session, *GOING_AWAY)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.options.grace
+        # No event says "this client took its close frame": look again every 50 ms.
+        while loop.time() < deadline and any(_waiting(s) for s in registry):  # noqa: ASYNC110
+            await asyncio.sleep(_DRAIN_CHECK)
 
     @property
     def session_count(self) -> int:
@@ -163,6 +192,9 @@ class Endpoint:
             return static.preflight(request, "OPTIONS, GET")
         if request.method != "GET":
             return static.method_not_allowed("OPTIONS, GET")
+        # /info carries the page's cookies: a client that will be refused learns it here,
+        # once, instead of after trying every transport (sockjs-client closes with 1002).
+        await self._authenticate(request)
         return static.info(
             request,
             websocket=self.options.enabled("websocket"),
@@ -193,7 +225,7 @@ class Endpoint:
     async def _open_websocket(
         self, request: web.Request, session_id: str, *, raw: bool
     ) -> web.StreamResponse:
-        refused = self._check_origin(request) or self._check_capacity()
+        refused = self._check_origin(request) or self._check_capacity(request)
         if refused is not None:
             return refused
         principal = await self._authenticate(request)
@@ -247,7 +279,7 @@ class Endpoint:
                 raise web.HTTPNotFound()
             return await http.send(request, self, spec, session)
         if session is None:
-            refused = self._check_capacity()
+            refused = self._check_capacity(request)
             if refused is not None:
                 return refused
             principal = await self._authenticate(request)
@@ -259,7 +291,7 @@ class Endpoint:
     # -- policies ----------------------------------------------------------------------
 
     def _check_origin(
-        self, request: web.BaseRequest, *, proof_needed: bool = False
+        self, request: web.Request, *, proof_needed: bool = False
     ) -> web.Response | None:
         """421 for a ``Host`` the endpoint does not serve; 403 for a request from an
         origin it does not allow.
@@ -303,9 +335,20 @@ class Endpoint:
             return static.text_response(403, ORIGIN_NOT_ALLOWED)
         return None
 
-    def _check_capacity(self) -> web.Response | None:
+    def _check_capacity(self, request: web.Request) -> web.Response | None:
+        if self.draining:
+            refusal(
+                "shutdown", "New session refused (shutting down): %s", _who(request), level=INFO
+            )
+            return static.text_response(503, SHUTTING_DOWN)
         if self.registry.full:
             self.stats.refused["capacity"] += 1
+            refusal(
+                "capacity",
+                "New session refused, max_sessions (%d) reached: %s",
+                self.options.max_sessions,
+                _who(request),
+            )
             return static.text_response(503, TOO_MANY_SESSIONS)
         return None
 
@@ -316,8 +359,9 @@ class Endpoint:
         try:
             principal = hook(request)
             return await principal if inspect.isawaitable(principal) else principal
-        except web.HTTPException:
+        except web.HTTPException as refused:
             self.stats.refused["auth"] += 1
+            refusal("auth", "authenticate refused %s with %d", _who(request), refused.status)
             raise
 
     async def _matches(self, request: web.Request, session: Session) -> bool:
@@ -346,6 +390,30 @@ class Endpoint:
         router.add_route(
             "*", prefix + "/{server:[^/]+}/{session:[^/]+}/{transport:[^/]+}", self._session
         )
+
+
+def _waiting(session: Session) -> bool:
+    """Whether ``session`` still has frames for its client, or a receiver writing them."""
+    return session.machine.has_frames() or session.receiver is not None
+
+
+async def drain(app: web.Application) -> None:
+    """Run :meth:`Endpoint.drain` on every endpoint of ``app`` at once.
+
+    Call it before stopping the listener (``runner.cleanup()``), so that clients between
+    two polls still get ``c[1001,"Going away"]``; ``python -m sockjs_gateway serve`` and
+    :class:`sockjs_gateway.worker.GunicornWorker` do.
+    """
+    await asyncio.gather(*(endpoint.drain() for endpoint in app.get(ENDPOINTS, ())))
+
+
+def _who(request: web.Request) -> str:
+    """The request, its session and its client, for a log line."""
+    session = request.match_info.get("session")
+    where = f"{request.method} {request.path}"
+    if session is not None:
+        where += f" (session {session!r})"
+    return f"{where} from {request.remote}"
 
 
 async def _shutdown(app: web.Application) -> None:
@@ -388,6 +456,8 @@ def add_endpoint(
     prefix = prefix.rstrip("/")
     if prefix and not prefix.startswith("/"):
         raise ValueError("prefix must start with '/'")
+    if any(other.prefix == prefix for other in app.get(ENDPOINTS, ())):
+        raise ValueError(f"an endpoint is already mounted at {prefix or '/'!r} on this app")
     endpoint = Endpoint(handler, prefix, options, backplane)
     endpoint.add_routes(app.router)
     if backplane is not None:

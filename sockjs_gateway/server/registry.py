@@ -44,6 +44,7 @@ from collections.abc import Callable, Iterator
 from types import CoroutineType
 from typing import TYPE_CHECKING, Any
 
+from .. import logs
 from ..handler import ConnectionInfo, Handler
 from ..metrics import EndpointStats
 from ..options import SockJSOptions
@@ -379,6 +380,7 @@ class SessionRegistry:
         stats = self.stats
         if machine.drops:
             stats.slow_consumer_drops += machine.drops
+            logs.slow_consumer_dropped(session, machine.drops, machine.queued_bytes)
             machine.drops = 0
         events = machine.take_events()
         if events:
@@ -389,6 +391,7 @@ class SessionRegistry:
                     stats.closed[session.info.transport] += 1
                     if machine.closed_with is SLOW_CONSUMER:
                         stats.slow_consumer_closes += 1
+                        logs.slow_consumer_closed(session, stalled=machine.stalled)
                     elif machine.closed_with is TIMED_OUT:
                         stats.session_timeouts += 1
                     if session._space is not None and not session._space.done():

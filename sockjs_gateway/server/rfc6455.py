@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from .. import logs
 from ..exceptions import BadPayload
 from ..protocol.frames import Close, decode_messages
 from ..protocol.wsreader import FrameReader, unmask
@@ -274,6 +275,7 @@ class DirectWebSocket(asyncio.BufferedProtocol):
         connection is shut once the close frame is out, so the client closes too.
         """
         session = self._session
+        logs.protocol_close(session, code, reason)
         session.endpoint.registry.client_closed(session, code, reason)
         if not self._close_sent:
             self._send_close(Close(code, reason))

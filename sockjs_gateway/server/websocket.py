@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import ServerTimeoutError, WebSocketError, WSCloseCode, WSMsgType, web
 
+from .. import logs
 from ..exceptions import BadPayload
 from ..protocol.frames import decode_messages
 from . import hixie76, rfc6455
@@ -279,6 +280,7 @@ async def _read(ws: _Socket, session: Session, *, raw: bool) -> None:
             return _closed(session, int(msg.data or 1005), str(msg.extra or ""))
         elif msg.type in _ENDED:
             if isinstance(msg.data, WebSocketError):  # e.g. 1009, message too big
+                logs.protocol_close(session, int(msg.data.code), str(msg.data))
                 return _closed(session, int(msg.data.code), str(msg.data))
             if isinstance(ws.exception(), asyncio.TimeoutError | ServerTimeoutError):
                 registry.stats.heartbeat_timeouts += 1
@@ -291,6 +293,7 @@ def _closed(session: Session, code: int, reason: str) -> None:
 
 
 async def _refuse(ws: _Socket, session: Session, code: int, reason: str) -> None:
+    logs.protocol_close(session, code, reason)
     _closed(session, code, reason)
     await ws.close(code=code, message=reason.encode())
 

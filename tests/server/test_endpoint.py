@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 import pytest
 from aiohttp import WSMsgType, web
@@ -284,3 +284,51 @@ async def test_shutdown_closes_raw_websocket(make_endpoint: MakeEndpoint) -> Non
     closes = await handler.wait_for("close")
     assert closes[0][2:] == (1001, "Going away")
     assert endpoint.session_count == 0
+
+
+async def test_one_transport_name_as_a_string_disables_just_it(
+    make_endpoint: MakeEndpoint,
+) -> None:
+    client, endpoint = await make_endpoint(disabled_transports="websocket")
+    assert endpoint.options.disabled_transports == frozenset({"websocket"})
+    info = await (await client.get("/sockjs/info")).json()
+    assert info["websocket"] is False
+    assert (await client.get("/sockjs/000/w/websocket")).status == 404
+    assert await (await client.post("/sockjs/000/x/xhr")).text() == "o\n"
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        {"websocket", "jsonp-polling"},
+        ["websocket", "jsonp-polling"],
+        ("jsonp-polling", "websocket"),
+    ],
+    ids=["set", "list", "tuple"],
+)
+def test_any_iterable_of_names_is_accepted(names: Iterable[str]) -> None:
+    options = SockJSOptions(disabled_transports=names)
+    assert options.disabled_transports == frozenset({"websocket", "jsonp-polling"})
+    assert hash(options) == hash(SockJSOptions(disabled_transports={"jsonp-polling", "websocket"}))
+
+
+def test_unknown_transport_names_are_named_in_the_error() -> None:
+    with pytest.raises(ValueError, match=r"\['websocker'\]") as raised:
+        SockJSOptions(disabled_transports="websocker")
+    assert "raw-websocket" in str(raised.value)  # the known names are listed too
+
+
+def test_a_second_endpoint_on_the_same_prefix_raises() -> None:
+    app = web.Application()
+    add_endpoint(app, RecordingHandler(), prefix="/chat")
+    add_endpoint(app, RecordingHandler(), prefix="/other")
+    with pytest.raises(ValueError, match="already mounted at '/chat'"):
+        add_endpoint(app, RecordingHandler(), prefix="/chat/")  # the same, once normalised
+
+
+def test_shutdown_grace_is_capped_by_disconnect_delay() -> None:
+    assert SockJSOptions().grace == 3.0
+    assert SockJSOptions(disconnect_delay=1.0).grace == 1.0
+    assert SockJSOptions(shutdown_grace=0).grace == 0
+    with pytest.raises(ValueError, match="shutdown_grace"):
+        SockJSOptions(shutdown_grace=-1)
