@@ -269,3 +269,16 @@ async def test_bound_principal_is_compared_by_value(make_endpoint: MakeEndpoint)
     assert await post(client, "/sockjs/000/v/xhr_send", {"X-User": "ann"}, '["a"]') == (204, "")
     assert (await post(client, "/sockjs/000/v/xhr_send", {"X-User": "bo"}, '["b"]'))[0] == 404
     assert await post(client, "/sockjs/000/v/xhr", {"X-User": "ann"}) == (200, 'a["a"]\n')
+
+
+async def test_info_is_refused_too_but_not_its_preflight(make_endpoint: MakeEndpoint) -> None:
+    auth = Authenticator()
+    client, endpoint = await make_endpoint(authenticate=auth)
+    assert (await client.get("/sockjs/info")).status == 403
+    ok = await client.get("/sockjs/info", headers={"X-User": "alice"})
+    assert ok.status == 200
+    assert "websocket" in await ok.json()
+    preflight = await client.options("/sockjs/info", headers={"Origin": "http://x.example"})
+    assert preflight.status == 204
+    assert auth.paths == ["/sockjs/info", "/sockjs/info"]
+    assert endpoint.stats.refused["auth"] == 1
