@@ -24,8 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from .backplane.base import Backplane
-from .server.endpoint import drain
-from .server.runner import HEADER_TIMEOUT, GatewayRunner
+from .server.runner import HEADER_TIMEOUT, GracefulRunner
 
 __all__ = ["main", "load_factory"]
 
@@ -204,7 +203,7 @@ async def _serve(
     and the listener stays up for the endpoints' ``shutdown_grace`` so that polling
     clients come back for it."""
     kwargs: dict[str, Any] = {} if access_log else {"access_log": None}
-    runner = GatewayRunner(app, header_timeout=header_timeout, **kwargs)
+    runner = GracefulRunner(app, header_timeout=header_timeout, **kwargs)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
@@ -218,6 +217,5 @@ async def _serve(
         await stop.wait()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)  # a second signal stops at once
-        await drain(app)
     finally:
         await runner.cleanup()

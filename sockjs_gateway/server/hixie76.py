@@ -254,6 +254,22 @@ class _FirstBytesShim(asyncio.Protocol):
         self._inner.resume_writing()
 
 
+class WrappedServer:
+    """aiohttp's server with every new connection's protocol wrapped by ``wrap``; any other
+    attribute (``requests_count``, read by aiohttp's gunicorn worker) is the server's own.
+    Runners that step into connections (this one, the header deadline) stack these."""
+
+    def __init__(self, inner: Any, wrap: Callable[[Any], asyncio.Protocol]) -> None:
+        self._inner = inner
+        self._wrap = wrap
+
+    def __call__(self) -> asyncio.Protocol:
+        return self._wrap(self._inner())
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
 class LegacyWebSocketRunner(web.AppRunner):
     """An ``AppRunner`` whose sites also accept Hixie-76 WebSocket handshakes."""
 
@@ -262,5 +278,4 @@ class LegacyWebSocketRunner(web.AppRunner):
         inner = super().server
         if inner is None:
             return None
-        factory: Callable[[], asyncio.Protocol] = lambda: _FirstBytesShim(inner())  # noqa: E731
-        return cast(web.Server, factory)
+        return cast(web.Server, WrappedServer(inner, _FirstBytesShim))

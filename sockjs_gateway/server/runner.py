@@ -1,5 +1,5 @@
-"""The ``AppRunner`` the command line uses: Hixie-76 handshakes, plus a deadline for a
-request's headers.
+r"""The ``AppRunner``\ s the command line and the gunicorn worker use: Hixie-76 handshakes,
+a deadline for a request's headers, and the shutdown grace.
 
 A client that opens a connection and sends its headers one byte at a time (slowloris)
 holds a socket and a buffer forever unless something times it out. aiohttp's
@@ -15,20 +15,28 @@ request, and its default (3630 s; 75 s under ``web.run_app``) is far too long. S
   every later request's headers (and idle keep-alive connections) the same way.
 
 Request bodies are not covered: each handler reads its body under its own limits.
+
+:class:`GracefulRunner` adds the shutdown grace. aiohttp's ``runner.cleanup()`` stops the
+listener first and only then runs the app's ``on_shutdown`` hooks, where every session is
+told 1001 "Going away". A streaming or WebSocket client hears it on its open connection,
+but a polling client is usually between two polls: its next poll finds no listener and it
+reports 1006. So this runner runs :func:`~sockjs_gateway.server.endpoint.drain` (close
+every session with 1001, keep answering for the endpoints' ``shutdown_grace``) before it
+stops anything.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import Any, cast
 
 from aiohttp import web
 
 from ..logs import refusal
-from .hixie76 import LegacyWebSocketRunner
+from .endpoint import drain
+from .hixie76 import LegacyWebSocketRunner, WrappedServer
 
-__all__ = ["HeaderTimeoutRunner", "GatewayRunner", "HEADER_TIMEOUT"]
+__all__ = ["HeaderTimeoutRunner", "GatewayRunner", "GracefulRunner", "HEADER_TIMEOUT"]
 
 #: Seconds a client has to send a request's headers (Apache's ``RequestReadTimeout``
 #: allows 20-40; browsers send theirs in one packet).
@@ -116,10 +124,20 @@ class HeaderTimeoutRunner(web.AppRunner):
         if inner is None:
             return None
         timeout = self.header_timeout
-        factory: Callable[[], asyncio.Protocol] = lambda: _HeaderDeadline(inner(), timeout)  # noqa: E731
-        return cast(web.Server, factory)
+        return cast(web.Server, WrappedServer(inner, lambda proto: _HeaderDeadline(proto, timeout)))
 
 
 class GatewayRunner(LegacyWebSocketRunner, HeaderTimeoutRunner):
     """What ``python -m sockjs_gateway`` runs: Hixie-76 handshakes are accepted (its
     first-bytes shim wraps the header deadline, which wraps aiohttp's protocol)."""
+
+
+class GracefulRunner(GatewayRunner):
+    """A :class:`GatewayRunner` that lets every client hear 1001 before the listener
+    closes (see the module docstring)."""
+
+    async def cleanup(self) -> None:
+        """Drain every endpoint of the app (once), then clean up as aiohttp does."""
+        if self.server is not None:  # set up, and not cleaned up yet
+            await drain(self.app)
+        await super().cleanup()

@@ -13,7 +13,7 @@ import pytest
 from aiohttp import ClientResponse, WSMsgType, web
 from aiohttp.test_utils import BaseTestServer, TestClient, TestServer
 
-from sockjs_gateway import Endpoint, Session, SockJSOptions, add_endpoint
+from sockjs_gateway import Endpoint, Session, SockJSOptions, add_endpoint, drain
 from tests.conftest import RecordingHandler, library_tasks
 
 TIMEOUT = 5.0
@@ -172,3 +172,29 @@ async def test_sessions_closed_before_shutdown_are_forgotten(
     await asyncio.wait_for(client.server.close(), TIMEOUT * 2)
     assert [event[2:] for event in handler.of_kind("close")] == [(3000, "Go away!")]
     assert_nothing_left(endpoint, [session])
+
+
+async def test_drain_answers_polls_until_every_client_has_its_close_frame(
+    make_endpoint: Any,
+) -> None:
+    handler = RecordingHandler()
+    client, endpoint = await make_endpoint(handler, disconnect_delay=60.0, shutdown_grace=60.0)
+    assert await (await client.post("/sockjs/000/poll/xhr")).text() == "o\n"
+    draining = asyncio.ensure_future(drain(client.app))
+    await handler.wait_for("close")
+    assert handler.of_kind("close")[0][2:] == (1001, "Going away")
+    assert not draining.done()  # the client has not polled yet
+    # A new session meanwhile is refused; the poller's next poll gets its close frame.
+    refused = await client.post("/sockjs/000/late/xhr")
+    assert (refused.status, await refused.text()) == (503, "Server shutting down.")
+    assert await (await client.post("/sockjs/000/poll/xhr")).text() == GOING_AWAY + "\n"
+    # Then the grace ends at once, not after its 60 seconds.
+    await asyncio.wait_for(draining, TIMEOUT)
+    assert endpoint.draining
+
+
+async def test_drain_gives_up_after_the_grace(make_endpoint: Any) -> None:
+    client, _ = await make_endpoint(disconnect_delay=0.3, shutdown_grace=30.0)
+    assert await (await client.post("/sockjs/000/gone/xhr")).text() == "o\n"
+    # The client never polls again: the grace (capped at disconnect_delay) runs out.
+    await asyncio.wait_for(drain(client.app), TIMEOUT)

@@ -1,0 +1,100 @@
+"""At shutdown every sockjs-client in Chromium, on every transport, gets 1001 "Going away",
+polling ones included: ``python -m sockjs_gateway serve`` closes every session, then keeps
+answering for ``shutdown_grace`` so that a client between two polls comes back for its
+close frame. SIGTERM and SIGINT, against a subprocess as a user runs it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.clients.conftest import CLIENT_JS, ROOT, require
+from tests.clients.test_browser import TRANSPORTS
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+ANNOUNCE = re.compile(rb"listening on (http://127\.0\.0\.1:\d+)/")
+TIMEOUT_MS = 20000
+
+
+@asynccontextmanager
+async def serving(
+    log: Path, *args: str, env: dict[str, str] | None = None
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
+    """``python -m sockjs_gateway serve ARGS`` on a free port; yields (process, base URL)."""
+    with log.open("wb") as stderr:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "sockjs_gateway",
+            "serve",
+            "--port",
+            "0",
+            "--no-access-log",
+            *args,
+            cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=stderr,
+            env={**os.environ, **(env or {})},
+        )
+    try:
+        assert process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), 20)
+        match = ANNOUNCE.search(line)
+        assert match is not None, line
+        yield process, match.group(1).decode()
+    finally:
+        if process.returncode is None:
+            process.kill()
+        await asyncio.wait_for(process.wait(), 10)
+
+
+async def open_everywhere(browser: Any, url: str) -> list[Any]:
+    """One page per transport, each in its own context (Chromium allows 6 connections per
+    host and context; the streaming and polling transports each hold one)."""
+    pages = []
+    for transport in TRANSPORTS:
+        context = await browser.new_context()
+        page = await context.new_page()
+        await page.goto(url + "/probe.html")
+        opened = await page.evaluate(
+            "([n, u, t]) => openProbe(n, u, t)", ["main", url + "/chat", transport]
+        )
+        assert opened == transport
+        pages.append(page)
+    return pages
+
+
+async def close_event(page: Any) -> dict[str, Any]:
+    event: dict[str, Any] = await page.evaluate(f"() => probes.main.closed({TIMEOUT_MS})")
+    return event
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+async def test_every_transport_hears_going_away(
+    browser: Any, tmp_path: Path, sig: signal.Signals
+) -> None:
+    require(CLIENT_JS.is_file(), "sockjs-client (npm)")
+    app = "tests/clients/shutdown_app.py:make_app"
+    async with serving(tmp_path / "stderr", "--app", app) as (process, url):
+        pages = await open_everywhere(browser, url)
+        try:
+            process.send_signal(sig)
+            events = await asyncio.gather(*(close_event(page) for page in pages))
+            assert await asyncio.wait_for(process.wait(), 20) == 0
+        finally:
+            for page in pages:
+                await page.context.close()
+    closes = {t: (e["code"], e["reason"]) for t, e in zip(TRANSPORTS, events, strict=True)}
+    # With shutdown_grace=0 the three polling transports got 1006 here ("permanent", and
+    # "JSONP script loaded abnormally"): their next poll found no listener.
+    assert closes == dict.fromkeys(TRANSPORTS, (1001, "Going away"))
