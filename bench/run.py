@@ -551,7 +551,7 @@ NOISY = 25.0
 RATIOS = frozenset({"rate", "cpu_us", "kb", "p99"})
 
 
-# -- targets (issue 8) ----------------------------------------------------------------------
+# -- performance targets (docs/benchmarks.md) ----------------------------------------------
 
 
 def _ratio(runs: Runs, scenario: str, key: str, a: str, b: str) -> float | None:
@@ -563,7 +563,7 @@ def _value(runs: Runs, scenario: str, key: str, server: str) -> float | None:
 
 
 def targets(scenarios: list[Scenario], runs: Runs) -> list[str]:
-    """Issue 8's targets for sockjs_gateway, each with the figures it was judged on."""
+    """The performance targets (docs/benchmarks.md), each with the figures it was judged on."""
     out: list[str] = []
 
     def check(name: str, ok: bool | None, detail: str) -> None:
@@ -860,7 +860,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings + "\n",
             table(scenarios, servers, runs) + "\n",
             notes + "\n",
-            "## Issue 8 targets for sockjs_gateway\n",
+            "## Performance targets for sockjs_gateway\n",
             *targets(scenarios, runs),
             "",
             *(
