@@ -30,7 +30,8 @@ __all__ = ["main", "load_factory"]
 
 
 def load_factory(spec: str) -> Callable[[], web.Application]:
-    """Import ``module:factory`` or ``path/to/file.py:factory`` and return the factory.
+    """Import ``module:factory`` or ``path/to/file.py:factory`` and return the factory
+    (``factory`` may also name an ``Application`` itself).
 
     A file is imported as a module named after it, with its folder first on ``sys.path``
     (as ``python path/to/file.py`` would), so it can import its neighbours.
@@ -45,8 +46,11 @@ def load_factory(spec: str) -> Callable[[], web.Application]:
     else:
         module = importlib.import_module(target)
     factory = getattr(module, attr, None)
+    if isinstance(factory, web.Application):
+        app = factory
+        return lambda: app  # a module-level app, as gunicorn accepts too
     if not callable(factory):
-        raise SystemExit(f"{spec!r} is not a callable")
+        raise SystemExit(f"{spec!r} is neither an aiohttp Application nor a callable")
     return factory  # type: ignore[no-any-return]
 
 
@@ -76,8 +80,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--app",
         metavar="MODULE:FACTORY",
-        help="module:factory or path/to/file.py:factory returning an aiohttp Application "
-        "(default: the chat demo)",
+        help="module:factory or path/to/file.py:factory returning an aiohttp Application, "
+        "or naming one (default: the chat demo)",
     )
     serve.add_argument(
         "--allowed-hosts",
