@@ -119,8 +119,8 @@ def make_app(
     add_endpoint(
         app, EchoHandler(), prefix="/cookie_needed_echo", options=replace(base, cookie_needed=True)
     )
-    add_endpoint(app, BroadcastHandler(), prefix="/broadcast", options=base)
     add_endpoint(app, AmplifyHandler(), prefix="/amplify", options=base)
+    add_endpoint(app, BroadcastHandler(), prefix="/broadcast", options=base)
     add_endpoint(app, StompHandler(make_stomp_broker()), prefix="/stomp", options=base)
     if backplane is not None:
         from .backplane.app import use_backplane
