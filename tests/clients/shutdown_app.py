@@ -4,8 +4,6 @@ shutdown tests: ``python -m sockjs_gateway serve --app tests/clients/shutdown_ap
 
 from __future__ import annotations
 
-import os
-
 from aiohttp import web
 
 from sockjs_gateway import Session, SockJSOptions, add_endpoint
@@ -27,11 +25,8 @@ class Chat:
 
 
 def make_app() -> web.Application:
-    """``/chat`` with the probe page; ``SHUTDOWN_GRACE`` (seconds) overrides the default."""
-    grace = os.environ.get("SHUTDOWN_GRACE")
+    """``/chat`` (default options, so the default ``shutdown_grace``) and the probe page."""
     options = SockJSOptions(sockjs_url=CLIENT_URL)
-    if grace is not None:
-        options = SockJSOptions(sockjs_url=CLIENT_URL, shutdown_grace=float(grace))
     app = web.Application()
     add_endpoint(app, Chat(), prefix="/chat", options=options)
     add_page_routes(app, CLIENT_JS)

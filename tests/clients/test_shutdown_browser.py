@@ -6,7 +6,6 @@ close frame. SIGTERM and SIGINT, against a subprocess as a user runs it."""
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import signal
 import sys
@@ -27,9 +26,7 @@ TIMEOUT_MS = 20000
 
 
 @asynccontextmanager
-async def serving(
-    log: Path, *args: str, env: dict[str, str] | None = None
-) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
+async def serving(log: Path, *args: str) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
     """``python -m sockjs_gateway serve ARGS`` on a free port; yields (process, base URL)."""
     with log.open("wb") as stderr:
         process = await asyncio.create_subprocess_exec(
@@ -44,7 +41,6 @@ async def serving(
             cwd=ROOT,
             stdout=asyncio.subprocess.PIPE,
             stderr=stderr,
-            env={**os.environ, **(env or {})},
         )
     try:
         assert process.stdout is not None
