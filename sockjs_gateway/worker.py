@@ -5,9 +5,10 @@ aiohttp's own ``aiohttp.GunicornWebWorker`` serves a sockjs_gateway app too (ses
 and SIGTERM gives streaming and WebSocket clients 1001), but it stops listening before
 the app hears of the shutdown, so polling clients miss their 1001, and it cannot accept
 Hixie-76 WebSocket handshakes. This subclass runs the app on
-:class:`~sockjs_gateway.server.runner.GracefulRunner` instead, with the same gunicorn
-settings (access log, keep-alive, graceful timeout), and also accepts a plain
-(synchronous) factory as the app, as ``python -m sockjs_gateway serve --app`` does.
+:class:`~sockjs_gateway.server.runner.GracefulRunner` instead (the shutdown grace, Hixie-76
+and the 10 s request-header deadline), with the same gunicorn settings (access log,
+keep-alive, graceful timeout), and also accepts a plain (synchronous) factory as the app,
+as ``python -m sockjs_gateway serve --app`` does.
 
 Needs ``gunicorn`` installed (it is not a dependency of the package).
 """
