@@ -37,7 +37,8 @@ class FrameSink(Protocol):
     """What a :class:`FrameReader` reports to."""
 
     def on_text(self, text: str, size: int) -> None:
-        """A whole, non-empty text message (``size``: its bytes on the wire)."""
+        """A whole text message (``size``: its bytes on the wire); never empty unless
+        the reader was made with ``ignore_empty=False``."""
 
     def on_ping(self, payload: bytes) -> None:
         """A ping; the owner answers with a pong carrying ``payload``."""
@@ -69,12 +70,16 @@ class FrameReader:
         "_fragments",
         "_fragments_size",
         "_state",
+        "_ignore_empty",
     )
 
     _READING, _HELD, _STOPPED = 0, 1, 2
 
-    def __init__(self, sink: FrameSink, max_size: int, unmask: Unmask = unmask) -> None:
+    def __init__(
+        self, sink: FrameSink, max_size: int, unmask: Unmask = unmask, *, ignore_empty: bool = True
+    ) -> None:
         self._sink = sink
+        self._ignore_empty = ignore_empty  # SockJS ignores empty frames; raw text keeps them
         self._unmask = unmask
         self._max = max_size  # the largest message, in bytes
         self._tail: bytearray | None = None  # bytes of a frame not complete yet
@@ -206,8 +211,8 @@ class FrameReader:
         return None
 
     def _text(self, payload: bytes) -> None:
-        if not payload:
-            return  # the protocol: empty frames are ignored
+        if not payload and self._ignore_empty:
+            return  # the SockJS protocol: empty frames are ignored
         try:
             text = payload.decode("utf-8")
         except UnicodeDecodeError:

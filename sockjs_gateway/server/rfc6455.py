@@ -1,26 +1,41 @@
-"""SockJS-framed WebSocket sessions on a connection the server drives itself (RFC 6455).
+"""WebSocket sessions on a connection the server drives itself (RFC 6455).
 
 Client frames are parsed by the sans-I/O :class:`~..protocol.wsreader.FrameReader`; this
 module is the glue between it, the transport and the session registry.
 
 aiohttp's ``WebSocketResponse`` parses each client frame into a queue and wakes the
 handler's task to read it, and writes each server frame through a coroutine. For an echo
-that machinery costs more than SockJS itself. So for the common case (a SockJS-framed
-session, no permessage-deflate) the server answers the upgrade with its own ``101`` and a
-:class:`DirectWebSocket` becomes the connection's protocol: it parses frames in
-``data_received``, hands each message to the session's registry in the same call, and
-writes frames straight to the transport. It is also the session's receiver, so one small
-object per connection stands in for aiohttp's response, reader, writer and queue.
+that machinery costs more than SockJS itself. So the server answers the upgrade with its
+own ``101`` and a :class:`DirectWebSocket` becomes the connection's protocol: it parses
+frames in ``data_received``, hands each message to the session's registry in the same call,
+and writes frames straight to the transport. It is also the session's receiver, so one
+small object per connection stands in for aiohttp's response, reader, writer and queue.
+Both the SockJS-framed route and the raw ``/websocket`` route run here; a raw session's
+messages are the frames themselves, and its heartbeat is a WebSocket ping.
 
-aiohttp's own protocol object stays behind it and still hears ``connection_lost`` and the
-flow-control calls, so aiohttp's bookkeeping (open connections, shutdown) goes on as for
-any upgraded connection. Raw ``/websocket``, permessage-deflate and Hixie-76 keep aiohttp's
-``WebSocketResponse`` (:mod:`.websocket`).
+Why our own codec and not aiohttp's reader or python-websockets' sans-I/O protocol:
+aiohttp's reader is private (``aiohttp._websocket``) and changed shape between 3.9 and
+3.11, and websockets' protocol parses through generators, which costs more per message
+than the whole SockJS echo; the hand-written reader is ~250 lines, passes
+Autobahn|Testsuite (tests/server/test_autobahn.py) and keeps the WebSocket bench rows.
+Only the opt-in permessage-deflate (``websocket_compression``) and Hixie-76 still run on
+aiohttp's ``WebSocketResponse`` (:mod:`.websocket`), whose writer awaits the transport's
+drain for every frame, pongs included.
 
-Inbound backpressure: when the session's handler queue is full the connection stops
-reading (``pause_reading``) until the handler catches up. Outbound: when the transport's
-buffer passes its high-water mark, frames wait in the session's bounded queue and the
-stuck-write clock runs until ``resume_writing``.
+Flow control, one writer: messages, pongs, pings and close frames all leave through
+:meth:`DirectWebSocket._write`. When the transport's buffer passes its high-water mark
+(``pause_writing``), the connection stops reading (``pause_reading``, and the frame reader
+holds what it has not parsed), so a client that floods pings and never reads cannot make
+the server queue pongs: at most the high-water mark plus one read (64 KiB) of them wait.
+Messages sent meanwhile wait in the session's bounded queue (``max_queued_bytes``), and
+the stuck-write clock (``send_time_limit``) runs until ``resume_writing``, so the
+slow-consumer policy applies to a client stuck on pongs as to one stuck on messages.
+Inbound: when the session's handler queue is full the connection also stops reading
+until the handler catches up.
+
+No cycles: the connection and its frame reader refer to each other while the connection
+lives; ``connection_lost`` drops the reader (and with it any unfinished fragmented
+message), so a closed connection's buffers are freed by reference counting alone.
 """
 
 from __future__ import annotations
@@ -28,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import logging
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -46,6 +62,8 @@ if TYPE_CHECKING:
     from .session import Session
 
 __all__ = ["DirectWebSocket", "serve", "accept_value", "ws_close_code", "CLOSE_TIMEOUT"]
+
+log = logging.getLogger("sockjs_gateway")
 
 #: Seconds the server waits for the client's answer to its close frame before it cuts the
 #: connection (aiohttp waits 10).
@@ -110,6 +128,23 @@ class _ReadBuffer(threading.local):
 _read_buffer = _ReadBuffer()
 
 
+class _Nobody:
+    """The sink of :data:`_GONE`, which never calls it."""
+
+    def on_text(self, text: str, size: int) -> None: ...
+
+    def on_ping(self, payload: bytes) -> None: ...
+
+    def on_close(self, code: int, reason: str) -> None: ...
+
+    def on_error(self, code: int, reason: str) -> None: ...
+
+
+#: The reader of every closed connection: stopped, holding nothing.
+_GONE = FrameReader(_Nobody(), 0)
+_GONE.stop()
+
+
 class DirectWebSocket(asyncio.BufferedProtocol):
     """One upgraded connection: the transport's protocol and the session's receiver.
 
@@ -124,28 +159,45 @@ class DirectWebSocket(asyncio.BufferedProtocol):
         "_transport",
         "_inner",
         "_reader",
+        "_raw",
         "_held",
         "_paused",
+        "_not_reading",
         "_close_sent",
         "_close_timer",
+        "_ping_timer",
+        "_heard",
         "_loop",
         "done",
     )
 
     def __init__(
-        self, session: Session, transport: asyncio.Transport, inner: Any, max_size: int
+        self,
+        session: Session,
+        transport: asyncio.Transport,
+        inner: Any,
+        max_size: int,
+        *,
+        raw: bool = False,
     ) -> None:
         self._session = session
         self._transport = transport
         self._inner = inner  # aiohttp's protocol for this connection
-        self._reader = FrameReader(self, max_size, _unmask)
-        self._held = False  # reading paused: the handler queue is full
+        # A raw session's messages are the frames themselves, empty ones included.
+        self._reader = FrameReader(self, max_size, _unmask, ignore_empty=not raw)
+        self._raw = raw
+        self._held = False  # the handler queue is full
         self._paused = False  # writing paused: the client stopped reading
+        self._not_reading = False  # reading paused, for either reason above
         self._close_sent = False
         self._close_timer: asyncio.TimerHandle | None = None
+        self._ping_timer: asyncio.TimerHandle | None = None
+        self._heard = True  # bytes came in since the last ping
         self._loop = asyncio.get_running_loop()
         #: Resolved when the connection is gone.
         self.done: asyncio.Future[None] = self._loop.create_future()
+        if raw:
+            self._arm_ping()
 
     # -- asyncio protocol ------------------------------------------------------------------
 
@@ -156,15 +208,21 @@ class DirectWebSocket(asyncio.BufferedProtocol):
         self.data_received(_read_buffer.view[:nbytes].tobytes())
 
     def data_received(self, data: bytes) -> None:
+        self._heard = True
         self._reader.feed(data)
 
     def eof_received(self) -> bool:
         return False  # the client will send nothing more: close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._close_timer is not None:
-            self._close_timer.cancel()
-            self._close_timer = None
+        for timer in (self._close_timer, self._ping_timer):
+            if timer is not None:
+                timer.cancel()
+        self._close_timer = self._ping_timer = None
+        # Free a partly read frame or fragmented message now, and break the cycle between
+        # this connection and its reader, so nothing waits for the cyclic GC.
+        self._reader.stop()
+        self._reader = _GONE
         session = self._session
         session.endpoint.registry.client_closed(session, *CONNECTION_LOST)
         if not self.done.done():
@@ -175,11 +233,13 @@ class DirectWebSocket(asyncio.BufferedProtocol):
         self._paused = True
         self._session.endpoint.registry.begin_write(self._session)
         self._inner.pause_writing()
+        self._follow_flow()
 
     def resume_writing(self) -> None:
         self._paused = False
         self._session.endpoint.registry.end_write(self._session, 0)
         self._inner.resume_writing()
+        self._follow_flow()
         self.wake()
 
     # aiohttp's parser hook: bytes the client sent right behind its upgrade request.
@@ -190,6 +250,30 @@ class DirectWebSocket(asyncio.BufferedProtocol):
 
     def feed_eof(self) -> None:
         return None
+
+    # -- the one writer and the one reading switch ------------------------------------------
+
+    def _write(self, data: bytes) -> None:
+        """Every byte the server sends on this connection goes through here."""
+        transport = self._transport
+        if transport.is_closing():
+            return
+        transport.write(data)  # may call pause_writing(), which stops reading
+        self._session.endpoint.stats.bytes_out += len(data)
+
+    def _follow_flow(self) -> None:
+        """Read only while the client reads what we write and the handler keeps up."""
+        stop = self._held or self._paused
+        if stop == self._not_reading:
+            return
+        self._not_reading = stop
+        transport = self._transport
+        if stop:
+            self._reader.hold()  # bytes already read stay unparsed: no pong for them yet
+            transport.pause_reading()
+        elif not transport.is_closing():
+            transport.resume_reading()
+            self._reader.release()  # may hold again, from a sink call
 
     # -- receiver --------------------------------------------------------------------------
 
@@ -202,14 +286,13 @@ class DirectWebSocket(asyncio.BufferedProtocol):
         closed_with = machine.closed_with
         if self._paused and closed_with is None:
             return  # resume_writing() writes them
-        transport = self._transport
-        if transport.is_closing():
+        if self._transport.is_closing():
             return
         frames = machine.take_frames(self._loop.time())
         if frames:
-            data = text_frame(frames[0]) if len(frames) == 1 else b"".join(map(text_frame, frames))
-            transport.write(data)
-            session.endpoint.stats.bytes_out += len(data)
+            self._write(
+                text_frame(frames[0]) if len(frames) == 1 else b"".join(map(text_frame, frames))
+            )
         if closed_with is not None:
             self._send_close(closed_with)
 
@@ -219,8 +302,7 @@ class DirectWebSocket(asyncio.BufferedProtocol):
         """Write one ready-made frame now if the client is reading (for broadcasts)."""
         if self._paused or self._close_sent or self._transport.is_closing():
             return False
-        self._transport.write(frame)
-        self._session.endpoint.stats.bytes_out += len(frame)
+        self._write(frame)
         return True
 
     def abort(self) -> None:
@@ -232,33 +314,32 @@ class DirectWebSocket(asyncio.BufferedProtocol):
     # -- what the frame reader reports ------------------------------------------------------
 
     def on_text(self, text: str, size: int) -> None:
-        try:
-            messages = decode_messages(text, allow_single=True)
-        except BadPayload as error:
-            self._reader.stop()
-            return self.on_error(1007, str(error))
+        if self._raw:
+            messages = [text]
+        else:
+            try:
+                messages = decode_messages(text, allow_single=True)
+            except BadPayload as error:
+                self._reader.stop()
+                return self.on_error(1007, str(error))
         session = self._session
         registry = session.endpoint.registry
         registry.deliver_now(session, messages, size)
         space = registry.wait_for_space(session)
         if space is not None:
             self._held = True
-            self._reader.hold()
-            self._transport.pause_reading()
+            self._follow_flow()
             space.add_done_callback(self._go_on)
         return None
 
     def _go_on(self, _: asyncio.Future[None]) -> None:
-        if not self._held:
-            return
-        self._held = False
-        if not self._transport.is_closing():
-            self._transport.resume_reading()
-            self._reader.release()
+        if self._held:
+            self._held = False
+            self._follow_flow()
 
     def on_ping(self, payload: bytes) -> None:
         if not self._close_sent:
-            self._transport.write(bytes((0x8A, len(payload))) + payload)
+            self._write(bytes((0x8A, len(payload))) + payload)
 
     def on_close(self, code: int, reason: str) -> None:
         session = self._session
@@ -279,24 +360,56 @@ class DirectWebSocket(asyncio.BufferedProtocol):
         session.endpoint.registry.client_closed(session, code, reason)
         if not self._close_sent:
             self._send_close(Close(code, reason))
+        self._held = False
+        self._follow_flow()
         transport = self._transport
-        if self._held:
-            self._held = False
-            transport.resume_reading()
         if transport.can_write_eof() and not transport.is_closing():
             transport.write_eof()
 
     def _send_close(self, closed_with: Close) -> None:
         self._close_sent = True
-        transport = self._transport
-        if transport.is_closing():
+        if self._transport.is_closing():
             return
-        transport.write(_close_frame(ws_close_code(closed_with.code), closed_with.reason))
-        self._close_timer = self._loop.call_later(CLOSE_TIMEOUT, transport.abort)
+        self._write(_close_frame(ws_close_code(closed_with.code), closed_with.reason))
+        self._close_timer = self._loop.call_later(CLOSE_TIMEOUT, self._transport.abort)
+
+    # -- a raw session's heartbeat ------------------------------------------------------
+
+    def _arm_ping(self) -> None:
+        delay = self._session.endpoint.options.heartbeat_delay
+        self._ping_timer = self._loop.call_later(delay, self._ping)
+
+    def _ping(self) -> None:
+        """Every ``heartbeat_delay``: the client must have sent something (a pong will do)
+        since the last ping, unless the server itself stopped reading it."""
+        self._ping_timer = None
+        if self._close_sent or self._transport.is_closing():
+            return
+        if not self._heard and not self._not_reading:
+            session = self._session
+            registry = session.endpoint.registry
+            registry.stats.heartbeat_timeouts += 1
+            log.info(
+                "raw WebSocket from %s closed: no pong within %ss",
+                session.info.remote,
+                session.endpoint.options.heartbeat_delay,
+            )
+            registry.client_closed(session, 1006, "No pong")
+            self._transport.abort()
+            return
+        self._heard = False
+        self._write(b"\x89\x00")
+        self._arm_ping()
 
 
 async def serve(
-    request: web.Request, endpoint: Endpoint, session_id: str, accept: str, principal: Any
+    request: web.Request,
+    endpoint: Endpoint,
+    session_id: str,
+    accept: str,
+    principal: Any,
+    *,
+    raw: bool = False,
 ) -> web.StreamResponse:
     """Answer the upgrade and run the session until the connection is gone."""
     response = web.StreamResponse(
@@ -311,12 +424,15 @@ async def serve(
     registry = endpoint.registry
     session = registry.create(
         session_id,
-        endpoint.connection_info(request, "websocket"),
+        endpoint.connection_info(request, "raw-websocket" if raw else "websocket"),
         websocket=True,
+        raw=raw,
         principal=principal,
     )
     inner = transport.get_protocol()
-    connection = DirectWebSocket(session, transport, inner, endpoint.options.max_message_bytes)
+    connection = DirectWebSocket(
+        session, transport, inner, endpoint.options.max_message_bytes, raw=raw
+    )
     transport.set_protocol(connection)
     registry.attach(session, connection)
     request.protocol.set_parser(connection)  # type: ignore[arg-type]  # any bytes already read

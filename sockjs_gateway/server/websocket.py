@@ -1,8 +1,9 @@
 """SockJS-framed (``/{server}/{session}/websocket``) and raw (``/websocket``) WebSocket.
 
-A SockJS-framed session without permessage-deflate runs on the server's own connection
-(:mod:`.rfc6455`). The others (raw, compressed, Hixie-76) run on aiohttp's
-``WebSocketResponse`` (or :mod:`.hixie76`) through one pump: the request's task reads
+Both routes run on the server's own RFC 6455 connection (:mod:`.rfc6455`, whose docstring
+says why). Two variants do not: a session that negotiated permessage-deflate (opt-in,
+``websocket_compression``) runs on aiohttp's ``WebSocketResponse``, and Hixie-76 on
+:mod:`.hixie76`, both through one pump: the request's task reads
 frames and hands messages to the registry; a :class:`WebSocketReceiver` writes whatever
 the session's machine has (straight to the transport when it can, else from a short-lived
 task), and closes the socket once the session is closed. The raw variant has no SockJS
@@ -210,10 +211,10 @@ async def websocket(
         return refused
     options = endpoint.options
     legacy = hixie76.is_hixie76(request)
-    if not raw and not legacy and not (options.websocket_compression and _offers_deflate(request)):
+    if not legacy and not (options.websocket_compression and _offers_deflate(request)):
         accept = rfc6455.accept_value(request)
         if accept is not None:
-            return await rfc6455.serve(request, endpoint, session_id, accept, principal)
+            return await rfc6455.serve(request, endpoint, session_id, accept, principal, raw=raw)
     ws: _Socket
     response: web.StreamResponse
     if legacy:
