@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8080
 
-.PHONY: install system demo test lint types clean bench
+.PHONY: install system autobahn demo test lint types clean bench
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,11 @@ system:
 demo: install
 	$(PY) -m sockjs_gateway serve --port $(PORT)
 
-test: install system
+# Autobahn|Testsuite (Python 2.7) into .autobahn/, for the WebSocket conformance test.
+autobahn:
+	scripts/install-autobahn
+
+test: install system autobahn
 	$(PY) -m pytest -q
 
 lint: install
@@ -40,5 +44,5 @@ bench: install
 	$(PY) -m bench.backplane $(if $(QUICK),--quick)
 
 clean:
-	rm -rf $(VENV) node_modules build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis artifacts
+	rm -rf $(VENV) .autobahn node_modules build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis artifacts
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
