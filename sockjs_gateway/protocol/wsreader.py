@@ -12,6 +12,10 @@ The owner may :meth:`~FrameReader.hold` the reader from inside a sink call (its 
 queue is full): bytes already read are kept, unparsed, until :meth:`~FrameReader.release`.
 Memory is bounded by the size limit: a frame that announces more is refused from its
 header, before its payload is buffered.
+
+With permessage-deflate negotiated (an ``inflate`` function given), a message whose first
+frame has RSV1 set is inflated once whole, and the size limit applies to what it inflates
+to as well.
 """
 
 from __future__ import annotations
@@ -19,10 +23,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-__all__ = ["FrameReader", "FrameSink", "BAD_UTF8", "Unmask", "unmask"]
+__all__ = ["FrameReader", "FrameSink", "BAD_UTF8", "Inflate", "Unmask", "unmask"]
 
 #: ``unmask(payload, mask) -> bytes``: the client's payload XORed with its 4-byte mask.
 Unmask = Callable[[bytes, bytes], bytes]
+#: ``inflate(payload, limit) -> bytes | None``: a compressed message, or None if it inflates
+#: past ``limit`` bytes; raises ValueError if it is not deflate data (see :mod:`.wsdeflate`).
+Inflate = Callable[[bytes, int], "bytes | None"]
 
 #: The reason given with 1007 when text is not UTF-8.
 BAD_UTF8 = "Invalid UTF-8 text message"
@@ -71,14 +78,24 @@ class FrameReader:
         "_fragments_size",
         "_state",
         "_ignore_empty",
+        "_inflate",
+        "_compressed",
     )
 
     _READING, _HELD, _STOPPED = 0, 1, 2
 
     def __init__(
-        self, sink: FrameSink, max_size: int, unmask: Unmask = unmask, *, ignore_empty: bool = True
+        self,
+        sink: FrameSink,
+        max_size: int,
+        unmask: Unmask = unmask,
+        *,
+        ignore_empty: bool = True,
+        inflate: Inflate | None = None,
     ) -> None:
         self._sink = sink
+        self._inflate = inflate
+        self._compressed = False  # the fragmented message so far is compressed
         self._ignore_empty = ignore_empty  # SockJS ignores empty frames; raw text keeps them
         self._unmask = unmask
         self._max = max_size  # the largest message, in bytes
@@ -173,10 +190,14 @@ class FrameReader:
             self._need = need
 
     def _frame(self, first: int, payload: bytes) -> None:
-        if first & 0x70:
-            return self._error(1002, "Reserved bits set without an extension.")
         opcode = first & 0x0F
         fin = first & 0x80
+        compressed = False
+        if first & 0x70:
+            # RSV1 is permessage-deflate's, on the first frame of a data message only.
+            if first & 0x70 != 0x40 or self._inflate is None or opcode not in (_TEXT, _BINARY):
+                return self._error(1002, "Reserved bits set without an extension.")
+            compressed = True
         if opcode >= 0x8:
             if not fin:
                 return self._error(1002, "Control frames must not be fragmented.")
@@ -193,9 +214,10 @@ class FrameReader:
             if self._fragments is not None:
                 return self._error(1002, "A new message began inside a fragmented one.")
             if fin:
-                return self._text(payload)
+                return self._text(payload, compressed)
             self._fragments = [payload]
             self._fragments_size = len(payload)
+            self._compressed = compressed
         elif opcode == _CONTINUATION:
             if self._fragments is None:
                 return self._error(1002, "Continuation frame without a message.")
@@ -205,19 +227,28 @@ class FrameReader:
                 whole = b"".join(self._fragments)
                 self._fragments = None
                 self._fragments_size = 0
-                self._text(whole)
+                self._text(whole, self._compressed)
         else:
             self._error(1002, f"Unknown opcode {opcode}.")
         return None
 
-    def _text(self, payload: bytes) -> None:
+    def _text(self, payload: bytes, compressed: bool = False) -> None:
+        size = len(payload)
+        if compressed and self._inflate is not None:
+            try:
+                inflated = self._inflate(payload, self._max)
+            except ValueError:
+                return self._error(1007, "Invalid compressed data")
+            if inflated is None:
+                return self._error(1009, f"Message inflates past the limit {self._max}")
+            payload = inflated
         if not payload and self._ignore_empty:
-            return  # the SockJS protocol: empty frames are ignored
+            return None  # the SockJS protocol: empty frames are ignored
         try:
             text = payload.decode("utf-8")
         except UnicodeDecodeError:
             return self._error(1007, BAD_UTF8)
-        self._sink.on_text(text, len(payload))
+        self._sink.on_text(text, size)
         return None
 
     def _close(self, payload: bytes) -> None:

@@ -15,12 +15,11 @@ messages are the frames themselves, and its heartbeat is a WebSocket ping.
 
 Why our own codec and not aiohttp's reader or python-websockets' sans-I/O protocol:
 aiohttp's reader is private (``aiohttp._websocket``) and changed shape between 3.9 and
-3.11, and websockets' protocol parses through generators, which costs more per message
-than the whole SockJS echo; the hand-written reader is ~250 lines, passes
+3.11, and websockets' protocol parses through generators and queues events, which costs
+more per message than the whole SockJS echo. The hand-written reader is ~270 lines, passes
 Autobahn|Testsuite (tests/server/test_autobahn.py) and keeps the WebSocket bench rows.
-Only the opt-in permessage-deflate (``websocket_compression``) and Hixie-76 still run on
-aiohttp's ``WebSocketResponse`` (:mod:`.websocket`), whose writer awaits the transport's
-drain for every frame, pongs included.
+permessage-deflate (opt-in, ``websocket_compression``) is :mod:`..protocol.wsdeflate`,
+zlib behind the same reader and writer. Only Hixie-76 runs elsewhere (:mod:`.websocket`).
 
 Flow control, one writer: messages, pongs, pings and close frames all leave through
 :meth:`DirectWebSocket._write`. When the transport's buffer passes its high-water mark
@@ -53,15 +52,23 @@ from aiohttp import web
 from .. import logs
 from ..exceptions import BadPayload
 from ..protocol.frames import Close, decode_messages
+from ..protocol.wsdeflate import Deflate, negotiate
 from ..protocol.wsreader import FrameReader, unmask
 from .registry import CONNECTION_LOST
-from .wsframe import close_reason, text_frame
+from .wsframe import close_reason, deflated_text_frame, text_frame
 
 if TYPE_CHECKING:
     from .endpoint import Endpoint
     from .session import Session
 
-__all__ = ["DirectWebSocket", "serve", "accept_value", "ws_close_code", "CLOSE_TIMEOUT"]
+__all__ = [
+    "DirectWebSocket",
+    "serve",
+    "handshake_problem",
+    "accept_value",
+    "ws_close_code",
+    "CLOSE_TIMEOUT",
+]
 
 log = logging.getLogger("sockjs_gateway")
 
@@ -73,18 +80,25 @@ _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _SENDABLE_CODES = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011})
 
 
-def accept_value(request: web.BaseRequest) -> str | None:
-    """``Sec-WebSocket-Accept`` for a valid RFC 6455 upgrade request, else None (aiohttp's
-    ``WebSocketResponse`` then answers it, with its own 400s)."""
+def handshake_problem(request: web.BaseRequest) -> str | None:
+    """Why an upgrade request is not a valid RFC 6455 handshake (the 400's text), or None.
+    Versions 7 and 8 (the last drafts, framed as 13) are taken, as aiohttp takes them."""
     headers = request.headers
-    if request.method != "GET" or headers.get("Sec-WebSocket-Version") != "13":
-        return None
+    version = headers.get("Sec-WebSocket-Version", "")
+    if version not in ("13", "8", "7"):
+        return f"Unsupported version: {version}"
     key = headers.get("Sec-WebSocket-Key", "")
     try:
-        if len(base64.b64decode(key, validate=True)) != 16:
+        if len(base64.b64decode(key, validate=True)) == 16:
             return None
     except ValueError:
-        return None
+        pass
+    return f"Handshake error: {key!r}"
+
+
+def accept_value(request: web.BaseRequest) -> str:
+    """``Sec-WebSocket-Accept`` for a request :func:`handshake_problem` has passed."""
+    key = request.headers["Sec-WebSocket-Key"]
     return base64.b64encode(hashlib.sha1(key.encode() + _GUID).digest()).decode()
 
 
@@ -167,8 +181,10 @@ class DirectWebSocket(asyncio.BufferedProtocol):
         "_close_timer",
         "_ping_timer",
         "_heard",
+        "_deflate",
         "_loop",
         "done",
+        "frames_direct",
     )
 
     def __init__(
@@ -179,12 +195,22 @@ class DirectWebSocket(asyncio.BufferedProtocol):
         max_size: int,
         *,
         raw: bool = False,
+        deflate: Deflate | None = None,
     ) -> None:
         self._session = session
         self._transport = transport
         self._inner = inner  # aiohttp's protocol for this connection
         # A raw session's messages are the frames themselves, empty ones included.
-        self._reader = FrameReader(self, max_size, _unmask, ignore_empty=not raw)
+        self._reader = FrameReader(
+            self,
+            max_size,
+            _unmask,
+            ignore_empty=not raw,
+            inflate=deflate.inflate if deflate is not None else None,
+        )
+        self._deflate = deflate
+        #: Whether ready-made (uncompressed) frames may be written: not when compressing.
+        self.frames_direct = deflate is None
         self._raw = raw
         self._held = False  # the handler queue is full
         self._paused = False  # writing paused: the client stopped reading
@@ -290,17 +316,22 @@ class DirectWebSocket(asyncio.BufferedProtocol):
             return
         frames = machine.take_frames(self._loop.time())
         if frames:
-            self._write(
-                text_frame(frames[0]) if len(frames) == 1 else b"".join(map(text_frame, frames))
-            )
+            encode = text_frame if self._deflate is None else self._deflated
+            self._write(encode(frames[0]) if len(frames) == 1 else b"".join(map(encode, frames)))
         if closed_with is not None:
             self._send_close(closed_with)
 
-    frames_direct = True
+    def _deflated(self, text: str) -> bytes:
+        deflate = self._deflate
+        if deflate is None:
+            return text_frame(text)
+        return deflated_text_frame(deflate.deflate(text.encode("utf-8")))
 
     def write_direct(self, frame: bytes) -> bool:
         """Write one ready-made frame now if the client is reading (for broadcasts)."""
-        if self._paused or self._close_sent or self._transport.is_closing():
+        if not self.frames_direct or self._paused or self._close_sent:
+            return False
+        if self._transport.is_closing():
             return False
         self._write(frame)
         return True
@@ -412,11 +443,14 @@ async def serve(
     raw: bool = False,
 ) -> web.StreamResponse:
     """Answer the upgrade and run the session until the connection is gone."""
-    response = web.StreamResponse(
-        status=101,
-        reason="Switching Protocols",
-        headers={"Upgrade": "websocket", "Connection": "upgrade", "Sec-WebSocket-Accept": accept},
-    )
+    headers = {"Upgrade": "websocket", "Connection": "upgrade", "Sec-WebSocket-Accept": accept}
+    deflate = None
+    offers = request.headers.get("Sec-WebSocket-Extensions")
+    if offers and endpoint.options.websocket_compression:
+        negotiated = negotiate(offers)
+        if negotiated is not None:
+            headers["Sec-WebSocket-Extensions"], deflate = negotiated
+    response = web.StreamResponse(status=101, reason="Switching Protocols", headers=headers)
     await response.prepare(request)
     transport = request.transport
     if transport is None or transport.is_closing():
@@ -431,7 +465,7 @@ async def serve(
     )
     inner = transport.get_protocol()
     connection = DirectWebSocket(
-        session, transport, inner, endpoint.options.max_message_bytes, raw=raw
+        session, transport, inner, endpoint.options.max_message_bytes, raw=raw, deflate=deflate
     )
     transport.set_protocol(connection)
     registry.attach(session, connection)

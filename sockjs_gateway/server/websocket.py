@@ -1,14 +1,13 @@
-"""SockJS-framed (``/{server}/{session}/websocket``) and raw (``/websocket``) WebSocket.
+"""The WebSocket routes: SockJS-framed (``/{server}/{session}/websocket``) and raw
+(``/websocket``).
 
-Both routes run on the server's own RFC 6455 connection (:mod:`.rfc6455`, whose docstring
-says why). Two variants do not: a session that negotiated permessage-deflate (opt-in,
-``websocket_compression``) runs on aiohttp's ``WebSocketResponse``, and Hixie-76 on
-:mod:`.hixie76`, both through one pump: the request's task reads
-frames and hands messages to the registry; a :class:`WebSocketReceiver` writes whatever
-the session's machine has (straight to the transport when it can, else from a short-lived
-task), and closes the socket once the session is closed. The raw variant has no SockJS
-framing (each message is one WebSocket text frame) and uses WebSocket pings instead of
-``h`` frames.
+An RFC 6455 handshake, compressed (permessage-deflate) or not, runs on the server's own
+connection (:mod:`.rfc6455`, whose docstring says why it is ours and not a library's).
+A malformed one gets a 400 naming what is wrong. A Hixie-76 handshake (Safari 5, old
+iOS) runs on :mod:`.hixie76` through the pump here: the request's task reads messages and
+hands them to the registry, and a :class:`WebSocketReceiver` writes whatever the session's
+machine has from a short-lived task, then closes the socket once the session is closed.
+The raw variant has no SockJS framing: each message is one text frame.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ from .registry import CONNECTION_LOST, log_failure
 from .rfc6455 import ws_close_code
 from .session import Session
 from .static import text_response
-from .wsframe import close_reason, frame_size, text_frame
+from .wsframe import close_reason, frame_size
 
 if TYPE_CHECKING:
     from .endpoint import Endpoint
@@ -68,97 +67,28 @@ class _Socket(Protocol):
 
 
 class WebSocketReceiver:
-    """Writes a session's frames to its WebSocket.
+    """Writes a session's frames to a Hixie-76 socket, from a short-lived task that takes
+    whatever is queued, so a burst of sends costs one task."""
 
-    Fast path (no compression negotiated): frames are written straight to the transport as
-    they are queued, with no task and no await. The transport's flow control says when the
-    client stops reading (``pause``); frames then wait in the session's bounded queue, the
-    stuck-write clock runs, and ``resume`` writes them. Otherwise (compression, Hixie-76) a
-    short-lived task writes them through the socket's own writer.
-    """
+    __slots__ = ("_ws", "_session", "_task", "_transport", "_aborted", "_loop")
 
-    __slots__ = (
-        "_ws",
-        "_session",
-        "_task",
-        "_transport",
-        "_aborted",
-        "_direct",
-        "_paused",
-        "_loop",
-    )
+    frames_direct = False  # Hixie-76 frames are not RFC 6455 frames
 
-    def __init__(
-        self,
-        ws: _Socket,
-        session: Session,
-        transport: asyncio.Transport | None,
-        *,
-        direct: bool = False,
-    ) -> None:
+    def __init__(self, ws: _Socket, session: Session, transport: asyncio.Transport | None) -> None:
         self._ws = ws
         self._session = session
         self._task: asyncio.Task[None] | None = None
         self._transport = transport
         self._aborted = False
-        self._direct = direct and transport is not None
-        self._paused = False
         self._loop = asyncio.get_running_loop()
 
-    def _room(self) -> asyncio.Transport | None:
-        transport = self._transport
-        if (
-            not self._direct
-            or self._paused
-            or self._task is not None
-            or transport is None
-            or transport.is_closing()
-            or self._ws.closed
-        ):
-            return None
-        return transport
-
-    def pause(self) -> None:
-        """The client stopped reading (the transport's buffer is full)."""
-        self._paused = True
-        self._session.endpoint.registry.begin_write(self._session)
-
-    def resume(self) -> None:
-        """The client drained the buffer: write what waited."""
-        self._paused = False
-        self._session.endpoint.registry.end_write(self._session, 0)
-        self.wake()
-
     def wake(self) -> None:
-        if self._task is not None:
-            return  # the running flush takes the new frames too
-        machine = self._session.machine
-        if machine.closed_with is None:
-            if self._direct and self._paused:
-                return  # resume() writes them
-            transport = self._room()
-            if transport is not None:
-                frames = machine.take_frames(self._loop.time())
-                if frames:
-                    data = b"".join(map(text_frame, frames))
-                    transport.write(data)
-                    self._session.endpoint.stats.bytes_out += len(data)
-                return
-        self._task = self._loop.create_task(self._flush())
-        self._task.add_done_callback(log_failure)
-
-    @property
-    def frames_direct(self) -> bool:
-        return self._direct
+        if self._task is None:  # else the running flush takes the new frames too
+            self._task = self._loop.create_task(self._flush())
+            self._task.add_done_callback(log_failure)
 
     def write_direct(self, frame: bytes) -> bool:
-        """Write one ready-made frame now if the fast path is open (for broadcasts)."""
-        transport = self._room()
-        if transport is None:
-            return False
-        transport.write(frame)
-        self._session.endpoint.stats.bytes_out += len(frame)
-        return True
+        return False
 
     def abort(self) -> None:
         self._aborted = True
@@ -209,26 +139,19 @@ async def websocket(
     refused = check_upgrade(request)
     if refused is not None:
         return refused
-    options = endpoint.options
-    legacy = hixie76.is_hixie76(request)
-    if not legacy and not (options.websocket_compression and _offers_deflate(request)):
+    if not hixie76.is_hixie76(request):
+        problem = rfc6455.handshake_problem(request)
+        if problem is not None:
+            log.info("WebSocket handshake refused: %s", problem)
+            refusal = text_response(400, problem)
+            refusal.headers["Sec-WebSocket-Version"] = "13"  # RFC 6455 4.4
+            return refusal
         accept = rfc6455.accept_value(request)
-        if accept is not None:
-            return await rfc6455.serve(request, endpoint, session_id, accept, principal, raw=raw)
-    ws: _Socket
-    response: web.StreamResponse
-    if legacy:
-        hixie = await hixie76.accept(request, options.max_message_bytes)
-        ws, response = hixie, hixie.response
-        if hixie.closed:
-            return response
-    else:
-        ws = response = web.WebSocketResponse(
-            max_msg_size=options.max_message_bytes + 1,  # aiohttp refuses sizes >= its limit
-            heartbeat=options.heartbeat_delay if raw else None,
-            compress=options.websocket_compression,
-        )
-        await response.prepare(request)
+        return await rfc6455.serve(request, endpoint, session_id, accept, principal, raw=raw)
+    hixie = await hixie76.accept(request, endpoint.options.max_message_bytes)
+    ws, response = hixie, hixie.response
+    if hixie.closed:
+        return response
     registry = endpoint.registry
     name = "raw-websocket" if raw else "websocket"
     session = registry.create(
@@ -238,9 +161,8 @@ async def websocket(
         raw=raw,
         principal=principal,
     )
-    direct = isinstance(ws, web.WebSocketResponse) and not ws.compress
-    receiver = WebSocketReceiver(ws, session, request.transport, direct=direct)
-    with watch_disconnect(request, _ignore, on_pause=receiver.pause, on_resume=receiver.resume):
+    receiver = WebSocketReceiver(ws, session, request.transport)
+    with watch_disconnect(request, _ignore):
         registry.attach(session, receiver)
         try:
             await _read(ws, session, raw=raw)
@@ -297,10 +219,6 @@ async def _refuse(ws: _Socket, session: Session, code: int, reason: str) -> None
     logs.protocol_close(session, code, reason)
     _closed(session, code, reason)
     await ws.close(code=code, message=reason.encode())
-
-
-def _offers_deflate(request: web.BaseRequest) -> bool:
-    return "permessage-deflate" in request.headers.get("Sec-WebSocket-Extensions", "")
 
 
 def _ignore() -> None:

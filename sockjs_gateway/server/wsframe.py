@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import struct
 
-__all__ = ["text_frame", "frame_size", "close_reason"]
+__all__ = ["text_frame", "deflated_text_frame", "frame_size", "close_reason"]
 
 _HEAD_126 = struct.Struct("!BBH")
 _HEAD_127 = struct.Struct("!BBQ")
@@ -40,3 +40,13 @@ def text_frame(text: str) -> bytes:
     if size < 65536:
         return _HEAD_126.pack(0x81, 126, size) + payload
     return _HEAD_127.pack(0x81, 127, size) + payload
+
+
+def deflated_text_frame(payload: bytes) -> bytes:
+    """The complete frame (FIN, RSV1, opcode 1) carrying a permessage-deflate payload."""
+    size = len(payload)
+    if size < 126:
+        return bytes((0xC1, size)) + payload
+    if size < 65536:
+        return _HEAD_126.pack(0xC1, 126, size) + payload
+    return _HEAD_127.pack(0xC1, 127, size) + payload

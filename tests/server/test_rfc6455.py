@@ -1,5 +1,5 @@
-"""The server's own RFC 6455 connection (SockJS-framed WebSocket without deflate), spoken
-to byte by byte over a real socket: handshake, masking, fragmentation, control frames,
+"""The server's own RFC 6455 connection (both WebSocket routes), spoken to byte by byte
+over a real socket: handshake, masking, fragmentation, control frames,
 the closing handshake, and the protocol errors a client can make."""
 
 from __future__ import annotations

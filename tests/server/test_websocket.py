@@ -217,6 +217,29 @@ async def test_connection_close_is_400(make_endpoint: MakeEndpoint) -> None:
     assert endpoint.session_count == 0
 
 
+@pytest.mark.parametrize(
+    ("version", "key", "problem"),
+    [
+        ("12", "dGhlIHNhbXBsZSBub25jZQ==", "Unsupported version: 12"),
+        ("13", "", "Handshake error: ''"),
+        ("13", "c2hvcnQ=", "Handshake error: 'c2hvcnQ='"),  # 5 bytes, not 16
+    ],
+)
+@pytest.mark.parametrize("path", [WS_URL.format("bad"), "/sockjs/websocket"])
+async def test_malformed_handshake_is_400_naming_the_problem(
+    make_endpoint: MakeEndpoint, path: str, version: str, key: str, problem: str
+) -> None:
+    client, endpoint = await make_endpoint()
+    headers = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": version}
+    if key:
+        headers["Sec-WebSocket-Key"] = key
+    response = await client.get(path, headers=headers)
+    assert response.status == 400
+    assert problem in await response.text()
+    assert response.headers["Sec-WebSocket-Version"] == "13"  # RFC 6455 4.4
+    assert endpoint.session_count == 0
+
+
 async def test_post_is_405(make_endpoint: MakeEndpoint) -> None:
     client, _ = await make_endpoint()
     response = await client.post(WS_URL.format("post"))
