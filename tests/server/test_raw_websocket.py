@@ -120,3 +120,18 @@ async def test_raw_without_upgrade_is_400(make_endpoint: MakeEndpoint) -> None:
     response = await asyncio.wait_for(client.get(RAW_URL), 5)
     assert response.status == 400
     assert 'Can "Upgrade" only to "WebSocket".' in await response.text()
+
+
+async def test_client_silent_after_a_ping_is_cut_off(make_endpoint: MakeEndpoint) -> None:
+    handler = RecordingHandler()
+    client, endpoint = await make_endpoint(handler, heartbeat_delay=0.2)
+    async with client.ws_connect(RAW_URL, autoping=False) as ws:
+        msg = await ws.receive(timeout=3)
+        assert msg.type is WSMsgType.PING  # never answered
+        while msg.type is WSMsgType.PING:
+            msg = await ws.receive(timeout=3)
+        # A close frame "No pong" if the client's kernel takes it in time, then the cut.
+        assert msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.ERROR), msg
+    closes = await handler.wait_for("close")
+    assert closes[0][2:] == (1006, "No pong")
+    assert endpoint.stats.heartbeat_timeouts == 1
