@@ -225,7 +225,10 @@ class Endpoint:
     async def _open_websocket(
         self, request: web.Request, session_id: str, *, raw: bool
     ) -> web.StreamResponse:
-        refused = self._check_origin(request) or self._check_capacity(request)
+        # Not ``or``: up to aiohttp 3.11 a Response is a mapping, and empty means false.
+        refused = self._check_origin(request)
+        if refused is None:
+            refused = self._check_capacity(request)
         if refused is not None:
             return refused
         principal = await self._authenticate(request)
