@@ -22,6 +22,7 @@ from aiohttp.test_utils import BaseTestServer, TestClient, TestServer
 
 from sockjs_gateway import Endpoint, Session, SockJSOptions, add_endpoint
 from tests.conftest import MakeEndpoint, RecordingHandler
+from tests.wsframes import PING, client_frame
 
 TIMEOUT = 5.0
 Client = TestClient[web.Request, web.Application]
@@ -265,6 +266,34 @@ async def test_stuck_websocket_is_closed_and_cut_by_the_timer(
         # The connection is cut: the client gets EOF before the message is through.
         assert await stuck.read_to_eof(len(HUGE)) < len(HUGE)
         await wait_until(lambda: endpoint.session_count == 0)
+
+
+@pytest.mark.parametrize("route", ["websocket", "raw-websocket"])
+async def test_ping_flood_without_reading_is_a_slow_consumer(
+    make_endpoint: MakeEndpoint, route: str
+) -> None:
+    """Pongs are writes like any other: a client that pings and never reads gets stuck
+    writes, and the slow-consumer policy closes it, though no message was ever sent."""
+    handler = RecordingHandler()
+    client, endpoint = await make_endpoint(handler, send_time_limit=0.3)
+    connect = stuck_websocket if route == "websocket" else stuck_raw_websocket
+    pings = memoryview(client_frame(PING, b"p" * 125) * 512)
+    async with connect(client) as stuck:
+        session = await opened_session(handler)
+        pending = pings
+        async with asyncio.timeout(TIMEOUT):  # bounded: the server stops reading, then cuts
+            while not session.closed:
+                try:
+                    sent = stuck.sock.send(pending)
+                except BlockingIOError:
+                    await asyncio.sleep(0.02)  # the server stopped reading; its timer runs
+                    continue
+                except ConnectionError:
+                    break
+                pending = pending[sent:] or pings
+                await asyncio.sleep(0)
+    assert closes(handler) == [(session.id, *SLOW)]
+    assert endpoint.stats.slow_consumer_closes == 1
 
 
 async def test_stuck_xhr_streaming_is_closed_and_cut_by_the_timer(
