@@ -40,8 +40,6 @@ message), so a closed connection's buffers are freed by reference counting alone
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import logging
 import threading
 from collections.abc import Callable
@@ -55,58 +53,19 @@ from ..protocol.frames import Close, decode_messages
 from ..protocol.wsdeflate import Deflate, negotiate
 from ..protocol.wsreader import FrameReader, unmask
 from .registry import CONNECTION_LOST
-from .wsframe import close_reason, deflated_text_frame, text_frame
+from .wsframe import close_frame, deflated_text_frame, text_frame, ws_close_code
 
 if TYPE_CHECKING:
     from .endpoint import Endpoint
     from .session import Session
 
-__all__ = [
-    "DirectWebSocket",
-    "serve",
-    "handshake_problem",
-    "accept_value",
-    "ws_close_code",
-    "CLOSE_TIMEOUT",
-]
+__all__ = ["DirectWebSocket", "serve", "CLOSE_TIMEOUT"]
 
 log = logging.getLogger("sockjs_gateway")
 
 #: Seconds the server waits for the client's answer to its close frame before it cuts the
 #: connection (aiohttp waits 10).
 CLOSE_TIMEOUT = 5.0
-
-_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-_SENDABLE_CODES = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011})
-
-
-def handshake_problem(request: web.BaseRequest) -> str | None:
-    """Why an upgrade request is not a valid RFC 6455 handshake (the 400's text), or None.
-    Versions 7 and 8 (the last drafts, framed as 13) are taken, as aiohttp takes them."""
-    headers = request.headers
-    version = headers.get("Sec-WebSocket-Version", "")
-    if version not in ("13", "8", "7"):
-        return f"Unsupported version: {version}"
-    key = headers.get("Sec-WebSocket-Key", "")
-    try:
-        if len(base64.b64decode(key, validate=True)) == 16:
-            return None
-    except ValueError:
-        pass
-    return f"Handshake error: {key!r}"
-
-
-def accept_value(request: web.BaseRequest) -> str:
-    """``Sec-WebSocket-Accept`` for a request :func:`handshake_problem` has passed."""
-    key = request.headers["Sec-WebSocket-Key"]
-    return base64.b64encode(hashlib.sha1(key.encode() + _GUID).digest()).decode()
-
-
-def ws_close_code(code: int) -> int:
-    """The code a close frame may carry for a session closed with ``code``: RFC 6455's
-    codes and 3000-4999; SockJS-only codes such as 2010 are told in the ``c`` frame, and
-    the socket then ends with 1000."""
-    return code if code in _SENDABLE_CODES or 3000 <= code <= 4999 else 1000
 
 
 def _c_unmask() -> Callable[[bytes, bytes], bytes]:
@@ -125,11 +84,6 @@ def _c_unmask() -> Callable[[bytes, bytes], bytes]:
 
 
 _unmask = _c_unmask()
-
-
-def _close_frame(code: int, reason: str) -> bytes:
-    payload = code.to_bytes(2, "big") + close_reason(reason)
-    return bytes((0x88, len(payload))) + payload
 
 
 class _ReadBuffer(threading.local):
@@ -401,7 +355,7 @@ class DirectWebSocket(asyncio.BufferedProtocol):
         self._close_sent = True
         if self._transport.is_closing():
             return
-        self._write(_close_frame(ws_close_code(closed_with.code), closed_with.reason))
+        self._write(close_frame(ws_close_code(closed_with.code), closed_with.reason))
         self._close_timer = self._loop.call_later(CLOSE_TIMEOUT, self._transport.abort)
 
     # -- a raw session's heartbeat ------------------------------------------------------

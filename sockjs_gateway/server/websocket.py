@@ -24,10 +24,10 @@ from ..protocol.frames import decode_messages
 from . import hixie76, rfc6455
 from .disconnect import watch_disconnect
 from .registry import CONNECTION_LOST, log_failure
-from .rfc6455 import ws_close_code
 from .session import Session
 from .static import text_response
-from .wsframe import close_reason, frame_size
+from .wsframe import close_reason, frame_size, ws_close_code
+from .wshandshake import accept_value, handshake_problem
 
 if TYPE_CHECKING:
     from .endpoint import Endpoint
@@ -140,13 +140,13 @@ async def websocket(
     if refused is not None:
         return refused
     if not hixie76.is_hixie76(request):
-        problem = rfc6455.handshake_problem(request)
+        problem = handshake_problem(request)
         if problem is not None:
             log.info("WebSocket handshake refused: %s", problem)
             refusal = text_response(400, problem)
             refusal.headers["Sec-WebSocket-Version"] = "13"  # RFC 6455 4.4
             return refusal
-        accept = rfc6455.accept_value(request)
+        accept = accept_value(request)
         return await rfc6455.serve(request, endpoint, session_id, accept, principal, raw=raw)
     hixie = await hixie76.accept(request, endpoint.options.max_message_bytes)
     ws, response = hixie, hixie.response

@@ -1,19 +1,27 @@
-"""RFC 6455 text frames as the server sends them (unmasked, unfragmented, uncompressed).
+"""RFC 6455 frames as the server sends them (unmasked, unfragmented), and the close codes
+a server may put on the wire.
 
-aiohttp's writer is a coroutine per frame. For a WebSocket without permessage-deflate whose
-transport buffer has room, the receiver writes these bytes straight to the transport
-instead, and a broadcast builds them once for every session (see
-:class:`sockjs_gateway.server.websocket.WebSocketReceiver`).
+Built as bytes, so the connection (:mod:`.rfc6455`) writes them straight to the transport
+and a broadcast builds a frame once for every session. A compressed session's text frames
+carry a permessage-deflate payload and RSV1 (:func:`deflated_text_frame`).
 """
 
 from __future__ import annotations
 
 import struct
 
-__all__ = ["text_frame", "deflated_text_frame", "frame_size", "close_reason"]
+__all__ = [
+    "text_frame",
+    "deflated_text_frame",
+    "close_frame",
+    "frame_size",
+    "close_reason",
+    "ws_close_code",
+]
 
 _HEAD_126 = struct.Struct("!BBH")
 _HEAD_127 = struct.Struct("!BBQ")
+_SENDABLE_CODES = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011})
 
 
 def close_reason(reason: str) -> bytes:
@@ -50,3 +58,16 @@ def deflated_text_frame(payload: bytes) -> bytes:
     if size < 65536:
         return _HEAD_126.pack(0xC1, 126, size) + payload
     return _HEAD_127.pack(0xC1, 127, size) + payload
+
+
+def ws_close_code(code: int) -> int:
+    """The code a close frame may carry for a session closed with ``code``: RFC 6455's
+    codes and 3000-4999; SockJS-only codes such as 2010 are told in the ``c`` frame, and
+    the socket then ends with 1000."""
+    return code if code in _SENDABLE_CODES or 3000 <= code <= 4999 else 1000
+
+
+def close_frame(code: int, reason: str) -> bytes:
+    """A close frame with ``code`` and as much of ``reason`` as fits."""
+    payload = code.to_bytes(2, "big") + close_reason(reason)
+    return bytes((0x88, len(payload))) + payload
