@@ -44,5 +44,5 @@ bench: install
 	$(PY) -m bench.backplane $(if $(QUICK),--quick)
 
 clean:
-	rm -rf $(VENV) .autobahn node_modules build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis artifacts
+	rm -rf $(VENV) .venv-aiohttp-low .autobahn node_modules build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis artifacts
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
