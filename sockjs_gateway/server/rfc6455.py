@@ -219,8 +219,8 @@ class DirectWebSocket(asyncio.BufferedProtocol):
         self._paused = False
         self._session.endpoint.registry.end_write(self._session, 0)
         self._inner.resume_writing()
+        self.wake()  # queued frames first: they may fill the buffer and pause us again
         self._follow_flow()
-        self.wake()
 
     # aiohttp's parser hook: bytes the client sent right behind its upgrade request.
     def feed_data(self, data: bytes) -> tuple[bool, bytes]:
