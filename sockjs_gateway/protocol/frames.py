@@ -41,20 +41,6 @@ _scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # t
 _SPACE = re.compile("[ \t\n\r]*")
 
 
-def _parse_json(text: str) -> Any:
-    # A client's frame almost always starts with "[": scan it directly, skipping the
-    # whitespace matching json.loads does first (same grammar, same errors).
-    if text[0] != "[":
-        return _loads(text)
-    try:
-        value, end = _scan(text, 0)
-    except StopIteration:
-        raise ValueError("not JSON") from None
-    if end != len(text) and _SPACE.fullmatch(text, end) is None:
-        raise ValueError("extra data")
-    return value
-
-
 @dataclass(frozen=True, slots=True)
 class Open:
     """``o``: the session is open."""
@@ -125,8 +111,15 @@ def decode_messages(text: str, *, allow_single: bool = False) -> list[str]:
     if not text:
         raise BadPayload(PAYLOAD_EXPECTED)
     try:
-        value = _parse_json(text)
-    except (ValueError, RecursionError):
+        # A client's frame almost always starts with "[": scan it directly, skipping the
+        # whitespace matching json.loads does first (same grammar, same errors).
+        if text[0] == "[":
+            value, end = _scan(text, 0)
+            if end != len(text) and _SPACE.fullmatch(text, end) is None:
+                raise BadPayload(BROKEN_JSON)
+        else:
+            value = _loads(text)
+    except (ValueError, RecursionError, StopIteration):
         raise BadPayload(BROKEN_JSON) from None
     if isinstance(value, str) and allow_single:
         value = [value]

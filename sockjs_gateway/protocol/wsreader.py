@@ -120,10 +120,8 @@ class FrameReader:
         if self._state != self._HELD:
             return
         self._state = self._READING
-        tail = self._tail
-        if tail is not None and len(tail) >= self._need:
-            self._tail = None
-            self._parse(bytes(tail))
+        if self._tail is not None:
+            self.feed(b"")  # parses the kept bytes once they make a frame
 
     def stop(self) -> None:
         """Drop everything from now on."""
@@ -131,7 +129,12 @@ class FrameReader:
         self._tail = self._fragments = None
 
     def feed(self, data: bytes) -> None:
-        """Bytes from the client, in order."""
+        """Bytes from the client, in order.
+
+        One function from the bytes to the sink for the usual frame (a whole, masked text
+        frame): every WebSocket message passes here, so the parse loop and that frame's
+        decoding are written inline.
+        """
         if self._state == self._STOPPED:
             return
         tail = self._tail
@@ -141,9 +144,6 @@ class FrameReader:
                 return
             self._tail = None
             data = bytes(tail)
-        self._parse(data)
-
-    def _parse(self, data: bytes) -> None:
         pos = 0
         size = len(data)
         need = 0
@@ -181,10 +181,14 @@ class FrameReader:
                 break
             payload = self._unmask(data[start:end], data[start - 4 : start]) if length else b""
             pos = end
-            if first == 0x81 and self._fragments is None:  # the usual case: a whole text frame
-                self._text(payload)
-            else:
+            if first != 0x81 or self._fragments is not None:
                 self._frame(first, payload)
+            elif length or not self._ignore_empty:  # a whole text frame (_text, inlined)
+                try:
+                    text = payload.decode("utf-8")
+                except UnicodeDecodeError:
+                    return self._error(1007, BAD_UTF8)
+                self._sink.on_text(text, length)
         if pos < size and self._state != self._STOPPED:
             self._tail = bytearray(data[pos:] if pos else data)
             self._need = need

@@ -292,7 +292,7 @@ class SessionRegistry:
         if (
             receiver is not None
             and receiver.frames_direct
-            and machine.bypass(self._now())
+            and machine.bypass((self._loop or asyncio.get_running_loop()).time())
             and receiver.write_direct(text_frame(wire if machine.raw else f"a[{wire}]"))
         ):
             self.stats.messages_out += 1

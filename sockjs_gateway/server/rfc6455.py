@@ -185,7 +185,8 @@ class DirectWebSocket(asyncio.BufferedProtocol):
         return _read_buffer.view
 
     def buffer_updated(self, nbytes: int) -> None:
-        self.data_received(_read_buffer.view[:nbytes].tobytes())
+        self._heard = True  # data_received, inlined: every message comes this way
+        self._reader.feed(_read_buffer.view[:nbytes].tobytes())
 
     def data_received(self, data: bytes) -> None:
         self._heard = True
@@ -285,9 +286,11 @@ class DirectWebSocket(asyncio.BufferedProtocol):
         """Write one ready-made frame now if the client is reading (for broadcasts)."""
         if not self.frames_direct or self._paused or self._close_sent:
             return False
-        if self._transport.is_closing():
+        transport = self._transport
+        if transport.is_closing():
             return False
-        self._write(frame)
+        transport.write(frame)  # _write, inlined: the path of every echo and broadcast
+        self._session.endpoint.stats.bytes_out += len(frame)
         return True
 
     def abort(self) -> None:
@@ -308,9 +311,7 @@ class DirectWebSocket(asyncio.BufferedProtocol):
                 self._reader.stop()
                 return self.on_error(1007, str(error))
         session = self._session
-        registry = session.endpoint.registry
-        registry.deliver_now(session, messages, size)
-        space = registry.wait_for_space(session)
+        space = session.endpoint.registry.deliver_now(session, messages, size)
         if space is not None:
             self._held = True
             self._follow_flow()
