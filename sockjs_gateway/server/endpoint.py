@@ -65,6 +65,7 @@ _IFRAME_NAME = re.compile(r"iframe[0-9A-Za-z_.\-]*\.html")
 _ID = re.compile(r"[\x20-\x2d\x30-\x7e]+")
 _STREAMING_HEADERS: replies.Headers = [("X-Accel-Buffering", "no")]
 _NOSNIFF: replies.Headers = [("X-Content-Type-Options", "nosniff")]
+(_NO_CACHE,) = replies.NO_CACHE
 
 
 class Endpoint:
@@ -88,6 +89,17 @@ class Endpoint:
         #: Which ``Host`` names the endpoint answers to.
         self.hosts = HostPolicy(options.allowed_hosts)
         self._iframe_page, self._iframe_etag = replies.iframe_page(options.sockjs_url)
+        # Worked out once, not on every request of every session: the HTTP transports
+        # this endpoint serves, by the last URL segment ("xhr", "xhr_send", ...), with
+        # whether the segment is the upstream half; and whether any check can refuse.
+        self._routes: dict[str, tuple[TransportSpec, bool]] = {}
+        for spec in TRANSPORTS.values():
+            if options.enabled(spec.name):
+                self._routes[spec.suffix] = (spec, False)
+                if spec.has_send:
+                    self._routes[spec.suffix + "_send"] = (spec, True)
+        self._open_to_all = self.hosts.any and self.origins.any
+        self._bound = options.bind_session != "none"
         #: The bus to the other nodes, if any (see :meth:`use_backplane`).
         self.backplane: Backplane | None = None
         self._channel: Channel | None = None
@@ -144,14 +156,19 @@ class Endpoint:
 
     # -- helpers shared by the transports ----------------------------------------------
 
-    def session_headers(self, request: web.BaseRequest, spec: TransportSpec) -> replies.Headers:
-        """Headers every request of a session carries: no caching, CORS for the XHR
-        transports, JSESSIONID when ``cookie_needed``, no proxy buffering for streams."""
-        headers = list(replies.NO_CACHE)
+    def session_headers(
+        self, request: web.BaseRequest, spec: TransportSpec, content_type: str
+    ) -> replies.Headers:
+        """Headers of a session's response of ``content_type``: no caching, CORS for the
+        XHR transports, JSESSIONID when ``cookie_needed``, no proxy buffering for streams,
+        ``nosniff`` for the callback transports. Every request of a session builds them,
+        so the fixed parts are prebuilt."""
+        headers = [("Content-Type", content_type), _NO_CACHE]
         if spec.cors:
+            request_headers = request.headers
             headers += replies.cors_headers(
-                request.headers.get("Origin"),
-                request.headers.get("Access-Control-Request-Headers"),
+                request_headers.get("Origin"),
+                request_headers.get("Access-Control-Request-Headers"),
             )
         if self.options.cookie_needed:
             headers.append(replies.session_cookie(request.cookies.get("JSESSIONID")))
@@ -246,23 +263,22 @@ class Endpoint:
         ):
             raise web.HTTPNotFound()
         method = request.method
-        if name == "websocket":
-            if not self.options.enabled("websocket"):
+        route = self._routes.get(name)
+        if route is None:
+            if name != "websocket" or not self.options.enabled("websocket"):
                 raise web.HTTPNotFound()
             if method != "GET":
                 return static.method_not_allowed("GET")
             return await self._open_websocket(request, session_id, raw=False)
-        upstream = name.endswith("_send")
-        spec = TRANSPORTS.get(name[:-5] if upstream else name)
-        if spec is None or not self.options.enabled(spec.name) or (upstream and not spec.has_send):
-            raise web.HTTPNotFound()
+        spec, upstream = route
         allowed = "POST" if upstream else spec.method
-        refused = self._check_origin(request, proof_needed=spec.needs_callback)
-        if refused is not None:
-            return refused
-        if method == "OPTIONS" and spec.cors:
-            return static.preflight(request, f"OPTIONS, {allowed}")
+        if not self._open_to_all:
+            refused = self._check_origin(request, proof_needed=spec.needs_callback)
+            if refused is not None:
+                return refused
         if method != allowed:
+            if method == "OPTIONS" and spec.cors:
+                return static.preflight(request, f"OPTIONS, {allowed}")
             return static.method_not_allowed(f"OPTIONS, {allowed}" if spec.cors else allowed)
         callback = ""
         if spec.needs_callback and not upstream:
@@ -273,7 +289,7 @@ class Endpoint:
                 return static.text_response(500, 'invalid "callback" parameter')
         registry = self.registry
         session = registry.get(session_id)
-        if session is not None and not await self._matches(request, session):
+        if session is not None and self._bound and not await self._matches(request, session):
             session = None
             if not upstream:
                 raise web.HTTPNotFound()  # the id is someone else's: as if unknown
@@ -289,7 +305,10 @@ class Endpoint:
             session = registry.create(
                 session_id, self.connection_info(request, spec.name), principal=principal
             )
-        return await http.receive(request, self, spec, session, callback)
+        answer = http.receive(request, self, spec, session, callback)
+        if isinstance(answer, web.StreamResponse):
+            return answer
+        return await answer
 
     # -- policies ----------------------------------------------------------------------
 
@@ -387,12 +406,14 @@ class Endpoint:
             router.add_route("*", prefix + "/", self._greeting)
         router.add_route("*", prefix + "/info", self._info)
         router.add_route("*", prefix + "/websocket", self._raw_websocket)
-        router.add_route("*", prefix + r"/{name:iframe[^/]*\.html}", self._iframe)
         # Ids may hold any printable character but "/" and "." (aiohttp's default
-        # segment pattern would also refuse braces).
+        # segment pattern would also refuse braces). aiohttp tries the two patterned
+        # routes in this order; they never match the same path, and the session route,
+        # which every request of a session takes, is tried first.
         router.add_route(
             "*", prefix + "/{server:[^/]+}/{session:[^/]+}/{transport:[^/]+}", self._session
         )
+        router.add_route("*", prefix + r"/{name:iframe[^/]*\.html}", self._iframe)
 
 
 def _waiting(session: Session) -> bool:

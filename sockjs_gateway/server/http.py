@@ -18,7 +18,7 @@ from aiohttp import web
 
 from ..exceptions import BadPayload
 from ..protocol.frames import BROKEN_JSON, PAYLOAD_EXPECTED, decode_messages, encode
-from ..protocol.replies import TEXT_PLAIN, Headers
+from ..protocol.replies import TEXT_PLAIN
 from ..protocol.state import ANOTHER_CONNECTION, Attach
 from ..protocol.transports import TransportSpec
 from .disconnect import watch_disconnect
@@ -153,25 +153,29 @@ class HttpReceiver:
 
 def receive(
     request: web.Request, endpoint: Endpoint, spec: TransportSpec, session: Session, callback: str
-) -> Awaitable[web.StreamResponse]:
+) -> web.StreamResponse | Awaitable[web.StreamResponse]:
     """The downstream half of every HTTP transport (``xhr``, ``xhr_streaming``,
     ``eventsource``, ``htmlfile``, ``jsonp``).
 
     A plain function that attaches the receiver and returns the coroutine that answers,
-    so that only that one frame stays alive while a response waits for frames."""
+    so that only that one frame stays alive while a response waits for frames. A poll
+    that finds a frame waiting is answered at once: the response itself is returned, with
+    no coroutine, no waiting and no disconnect watch (the common case of a busy session).
+    """
     receiver = HttpReceiver(request)
-    result = endpoint.registry.attach(session, receiver)
+    registry = endpoint.registry
+    result = registry.attach(session, receiver)
     if result is Attach.OK:
         if spec.streaming:
             return _stream(request, endpoint, spec, session, receiver, callback)
+        frames = session.machine.take_frames(asyncio.get_running_loop().time(), limit=1)
+        if frames:
+            registry.detach(session)
+            return _reply(request, endpoint, spec, callback, frames)
         return _poll(request, endpoint, spec, session, receiver, callback)
     if result is Attach.BUSY:
         return _answer(request, endpoint, spec, callback, encode(ANOTHER_CONNECTION))
     return _answer(request, endpoint, spec, callback, session.machine.close_frame or "")
-
-
-def _headers(request: web.Request, endpoint: Endpoint, spec: TransportSpec) -> Headers:
-    return [("Content-Type", spec.content_type), *endpoint.session_headers(request, spec)]
 
 
 async def _answer(
@@ -180,7 +184,9 @@ async def _answer(
     """The one-frame answer to a busy or closed session."""
     if not spec.streaming:
         return _reply(request, endpoint, spec, callback, [frame])
-    response = web.StreamResponse(headers=_headers(request, endpoint, spec))
+    response = web.StreamResponse(
+        headers=endpoint.session_headers(request, spec, spec.content_type)
+    )
     if request.version < (1, 1):
         response.force_close()
     await response.prepare(request)
@@ -193,9 +199,15 @@ async def _answer(
 def _reply(
     request: web.Request, endpoint: Endpoint, spec: TransportSpec, callback: str, frames: list[str]
 ) -> web.Response:
-    body = "".join(spec.wrap(frame, callback) for frame in frames).encode()
+    """A polling answer: ``frames`` (none if the client left, at most one otherwise)."""
+    if len(frames) == 1:
+        body = spec.wrap(frames[0], callback).encode()
+    else:
+        body = "".join(spec.wrap(frame, callback) for frame in frames).encode()
     endpoint.registry.stats.bytes_out += len(body)
-    return web.Response(body=body, headers=_headers(request, endpoint, spec))
+    return web.Response(
+        body=body, headers=endpoint.session_headers(request, spec, spec.content_type)
+    )
 
 
 async def _poll(
@@ -206,20 +218,20 @@ async def _poll(
     receiver: HttpReceiver,
     callback: str,
 ) -> web.Response:
+    """A poll that found no frame waiting: wait for one (or for the client to leave)."""
     registry = endpoint.registry
     loop = asyncio.get_running_loop()
     frames: list[str] = []
     with watch_disconnect(request, receiver.lose):
         try:
-            while True:
+            while not receiver.lost:
+                await receiver.wait()
                 frames = session.machine.take_frames(loop.time(), limit=1)
                 if frames:
                     registry.detach(session)
                     break
-                if receiver.lost:
-                    registry.interrupt(session)
-                    break
-                await receiver.wait()
+            else:
+                registry.interrupt(session)
         except asyncio.CancelledError:
             registry.interrupt(session)
             raise
@@ -238,7 +250,9 @@ async def _stream(
     machine = session.machine
     loop = asyncio.get_running_loop()
     budget = endpoint.options.response_limit
-    response = web.StreamResponse(headers=_headers(request, endpoint, spec))
+    response = web.StreamResponse(
+        headers=endpoint.session_headers(request, spec, spec.content_type)
+    )
     chunked = request.version >= (1, 1)
     if not chunked:
         response.force_close()  # no chunking in HTTP/1.0: the end of the stream is EOF
@@ -317,21 +331,43 @@ async def send(
     """The upstream half: ``POST .../xhr_send`` (a JSON array of strings; 204) and
     ``POST .../jsonp_send`` (the array as form field ``d`` or as the body; 200 "ok")."""
     registry = endpoint.registry
+    limit = endpoint.options.max_message_bytes
     # One upstream request of a session at a time, and only once its handler has room:
     # a waiting request holds no body (aiohttp stops reading it), and messages keep the
     # order in which the client sent them.
-    async with registry.upstream(session):
-        await registry.room(session)
-        body = await _read_body(request, endpoint.options.max_message_bytes)
-        if body is None:
-            return text_response(413, PAYLOAD_TOO_LARGE, close=True)
-        jsonp = spec.needs_callback
-        try:
-            messages = _messages(body, form=jsonp and request.content_type == _FORM)
-        except BadPayload as error:
-            return text_response(500, str(error))
-        registry.deliver_now(session, messages, len(body))
-    headers = [("Content-Type", TEXT_PLAIN), *endpoint.session_headers(request, spec)]
-    if jsonp:
+    lock = registry.upstream(session)
+    content = request.content
+    if not lock.locked() and content.is_eof() and registry.wait_for_space(session) is None:
+        # The whole body is here, nobody is ahead of us and the handler has room: read
+        # and deliver it without waiting (nothing can come between, so no lock is needed).
+        body = content.read_nowait()
+        answer = _deliver(request, endpoint, spec, session, body if len(body) <= limit else None)
+    else:
+        async with lock:
+            await registry.room(session)
+            answer = _deliver(request, endpoint, spec, session, await _read_body(request, limit))
+    if answer is not None:
+        return answer
+    headers = endpoint.session_headers(request, spec, TEXT_PLAIN)
+    if spec.needs_callback:
         return web.Response(body=b"ok", headers=headers)
     return web.Response(status=204, headers=headers)
+
+
+def _deliver(
+    request: web.Request,
+    endpoint: Endpoint,
+    spec: TransportSpec,
+    session: Session,
+    body: bytes | None,
+) -> web.Response | None:
+    """Hand the messages of ``body`` to the session's handler; the error answer if the
+    body is too large (None) or not a valid payload."""
+    if body is None:
+        return text_response(413, PAYLOAD_TOO_LARGE, close=True)
+    try:
+        messages = _messages(body, form=spec.needs_callback and request.content_type == _FORM)
+    except BadPayload as error:
+        return text_response(500, str(error))
+    endpoint.registry.deliver_now(session, messages, len(body))
+    return None
