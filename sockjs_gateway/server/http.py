@@ -313,18 +313,6 @@ async def _read_body(request: web.Request, limit: int) -> bytes | None:
         chunks.append(chunk)
 
 
-def _messages(body: bytes, form: bool) -> list[str]:
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise BadPayload(BROKEN_JSON) from None
-    if form:
-        text = parse_qs(text, keep_blank_values=True).get("d", [""])[0]
-        if not text:
-            raise BadPayload(PAYLOAD_EXPECTED)
-    return decode_messages(text)
-
-
 async def send(
     request: web.Request, endpoint: Endpoint, spec: TransportSpec, session: Session
 ) -> web.Response:
@@ -366,7 +354,14 @@ def _deliver(
     if body is None:
         return text_response(413, PAYLOAD_TOO_LARGE, close=True)
     try:
-        messages = _messages(body, form=spec.needs_callback and request.content_type == _FORM)
+        text = body.decode("utf-8")
+        if spec.needs_callback and request.content_type == _FORM:
+            text = parse_qs(text, keep_blank_values=True).get("d", [""])[0]
+            if not text:
+                raise BadPayload(PAYLOAD_EXPECTED)
+        messages = decode_messages(text)
+    except UnicodeDecodeError:
+        return text_response(500, BROKEN_JSON)
     except BadPayload as error:
         return text_response(500, str(error))
     endpoint.registry.deliver_now(session, messages, len(body))
