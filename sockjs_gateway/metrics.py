@@ -52,7 +52,8 @@ class EndpointStats:
         self.session_timeouts = 0  # no receiver came back within disconnect_delay
         self.heartbeat_timeouts = 0  # raw WebSocket pings that got no pong
         self.handler_errors = 0
-        self.refused: Counter[str] = Counter()  # by reason: host, origin, auth, capacity
+        # by reason: host, origin, auth, capacity, body_timeout
+        self.refused: Counter[str] = Counter()
 
 
 class BackplaneStats:

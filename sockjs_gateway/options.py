@@ -80,6 +80,11 @@ class SockJSOptions:
     #: Sessions one endpoint holds at most (open, or closed and replaying); past it a new
     #: session gets 503 "Too many sessions.". An idle session costs roughly 10-20 KB.
     max_sessions: int = 25_000
+    #: Seconds an ``xhr_send``/``jsonp_send`` body may take to arrive, counted from when
+    #: the server starts reading it (not while it waits for the handler to have room). A
+    #: client that trickles its body gets 408 "Request body too slow." and its connection
+    #: is closed.
+    body_timeout: float = 10.0
     #: Messages one session may have queued for its client before the slow-consumer policy
     #: applies (Spring's ``httpMessageCacheSize`` is 100; a burst of broadcasts needs more).
     max_queued_messages: int = 1000
@@ -149,6 +154,7 @@ class SockJSOptions:
             )
             < 1
             or self.send_time_limit <= 0
+            or self.body_timeout <= 0
         ):
             raise ValueError("session, queue and time limits must be positive")
         if self.slow_consumer not in ("close", "drop-oldest", "drop-newest"):

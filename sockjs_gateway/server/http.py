@@ -17,6 +17,7 @@ from urllib.parse import parse_qs
 from aiohttp import web
 
 from ..exceptions import BadPayload
+from ..logs import refusal
 from ..protocol.frames import BROKEN_JSON, PAYLOAD_EXPECTED, decode_messages, encode
 from ..protocol.replies import TEXT_PLAIN
 from ..protocol.state import ANOTHER_CONNECTION, Attach
@@ -28,10 +29,12 @@ from .static import text_response
 if TYPE_CHECKING:
     from .endpoint import Endpoint
 
-__all__ = ["HttpReceiver", "receive", "send", "PAYLOAD_TOO_LARGE"]
+__all__ = ["HttpReceiver", "receive", "send", "PAYLOAD_TOO_LARGE", "BODY_TOO_SLOW"]
 
 #: Body of the 413 answer to an ``xhr_send``/``jsonp_send`` body over ``max_message_bytes``.
 PAYLOAD_TOO_LARGE = "Payload too large."
+#: Body of the 408 answer to an ``xhr_send``/``jsonp_send`` body slower than ``body_timeout``.
+BODY_TOO_SLOW = "Request body too slow."
 _FORM = "application/x-www-form-urlencoded"
 
 
@@ -333,13 +336,32 @@ async def send(
     else:
         async with lock:
             await registry.room(session)
-            answer = _deliver(request, endpoint, spec, session, await _read_body(request, limit))
+            try:
+                async with asyncio.timeout(endpoint.options.body_timeout):
+                    read = await _read_body(request, limit)
+            except TimeoutError:
+                return _too_slow(request, endpoint)
+            answer = _deliver(request, endpoint, spec, session, read)
     if answer is not None:
         return answer
     headers = endpoint.session_headers(request, spec, TEXT_PLAIN)
     if spec.needs_callback:
         return web.Response(body=b"ok", headers=headers)
     return web.Response(status=204, headers=headers)
+
+
+def _too_slow(request: web.Request, endpoint: Endpoint) -> web.Response:
+    """408 for a body that did not arrive within ``body_timeout``; the connection closes,
+    as the rest of the body may still be on its way."""
+    endpoint.stats.refused["body_timeout"] += 1
+    refusal(
+        "body_timeout",
+        "%s body not complete within %s s from %s",
+        request.path,
+        endpoint.options.body_timeout,
+        request.remote,
+    )
+    return text_response(408, BODY_TOO_SLOW, close=True)
 
 
 def _deliver(
