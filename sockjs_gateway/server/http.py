@@ -165,8 +165,12 @@ def receive(
     that finds a frame waiting is answered at once: the response itself is returned, with
     no coroutine, no waiting and no disconnect watch (the common case of a busy session).
     """
-    receiver = HttpReceiver(request)
     registry = endpoint.registry
+    if not spec.streaming:
+        frames = registry.take_waiting(session)
+        if frames:
+            return _reply(request, endpoint, spec, callback, frames)
+    receiver = HttpReceiver(request)
     result = registry.attach(session, receiver)
     if result is Attach.OK:
         if spec.streaming:

@@ -168,6 +168,21 @@ class SessionRegistry:
         session.machine.detach(self._now())
         self._after(session, eager=True)
 
+    def take_waiting(self, session: Session) -> list[str]:
+        """A poll's answer, if one is waiting: the oldest frame of an open session that no
+        receiver holds, taken as :meth:`attach`, ``take_frames(limit=1)`` and
+        :meth:`detach` would take it, without their bookkeeping. Else ``[]``, and the poll
+        attaches as usual. (Under load most polls find their frame waiting.)"""
+        machine = session.machine
+        if machine.state is not SessionState.OPEN or machine.attached or not machine.has_frames():
+            return []
+        now = self._now()
+        frames = machine.take_frames(now, limit=1)
+        machine.detach(now)
+        if session in self._live:
+            self._arm(session)
+        return frames
+
     def interrupt(self, session: Session) -> None:
         """The receiver's connection went away: the session closes with 1002."""
         session.receiver = None
