@@ -76,10 +76,12 @@ async def _polling_echo(port: int, sessions: int, rounds: int) -> None:
                 # As bench/node/loadgen.js does: the send and the poll go out together, so
                 # the poll usually waits for the echo (the path a browser exercises).
                 sent = asyncio.ensure_future(http.post(base + "/xhr_send", data=body))
-                while True:
+                for _ in range(10):  # heartbeats aside, the echo comes on the first poll
                     async with http.post(base + "/xhr") as response:
                         if (await response.text()).startswith("a"):
                             break
+                else:
+                    raise RuntimeError("no echo after 10 polls: did the session expire?")
                 async with await sent as response:
                     assert response.status == 204, response.status
 
