@@ -13,8 +13,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-ANNOUNCE = re.compile(rb"sockjs_gateway listening on (http://127\.0\.0\.1:(\d+)/)")
+from tests.processes import ROOT, finished, started
+
 XHR_PRELUDE = b"h" * 2048 + b"\n"
 
 
@@ -44,31 +44,10 @@ def read_log(log: Path) -> str:
 @asynccontextmanager
 async def running(*args: str, log: Path) -> AsyncIterator[Server]:
     """Start the command line with ``args`` on an ephemeral port; kill it at the end."""
-    with log.open("wb") as stderr:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "sockjs_gateway",
-            *args,
-            "--port",
-            "0",
-            cwd=ROOT,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=stderr,
-        )
-    try:
-        assert process.stdout is not None
-        line = await asyncio.wait_for(process.stdout.readline(), 20)
-        match = ANNOUNCE.search(line)
-        assert match is not None, (line, read_log(log))
-        assert int(match.group(2)) > 0
+    async with started(*args, log=log) as (process, url):
         timeout = aiohttp.ClientTimeout(total=10)
         async with aiohttp.ClientSession(timeout=timeout) as http:
-            yield Server(process, match.group(1).decode(), http)
-    finally:
-        if process.returncode is None:
-            process.kill()
-        await asyncio.wait_for(process.wait(), 10)
+            yield Server(process, url, http)
 
 
 async def test_testserver_endpoints(tmp_path: Path) -> None:
@@ -150,24 +129,8 @@ async def test_serve_an_app_factory(tmp_path: Path) -> None:
 
 
 async def test_bad_app_spec_exits_with_an_error(tmp_path: Path) -> None:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "sockjs_gateway",
-        "serve",
-        "--app",
-        "tests.cli_app",
-        cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        _, stderr = await asyncio.wait_for(process.communicate(), 20)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    assert process.returncode != 0
+    returncode, stderr = await finished("serve", "--app", "tests.cli_app")
+    assert returncode != 0
     assert b"module:factory" in stderr
 
 
@@ -205,19 +168,10 @@ async def test_serve_an_app_factory_from_a_file(tmp_path: Path) -> None:
 
 
 async def test_a_missing_app_file_exits_with_an_error(tmp_path: Path) -> None:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "sockjs_gateway",
-        "serve",
-        "--app",
-        str(tmp_path / "nowhere.py") + ":make_app",
-        cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    returncode, stderr = await finished(
+        "serve", "--app", str(tmp_path / "nowhere.py") + ":make_app"
     )
-    _, stderr = await asyncio.wait_for(process.communicate(), 20)
-    assert process.returncode != 0
+    assert returncode != 0
     assert b"no such file" in stderr
 
 

@@ -92,3 +92,14 @@ async def browser() -> AsyncIterator[Any]:
             yield chromium
         finally:
             await chromium.close()
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def page(browser: Any) -> AsyncIterator[Any]:
+    """A fresh page in its own browser context, closed after the test."""
+    context = await browser.new_context()
+    page = await context.new_page()
+    try:
+        yield page
+    finally:
+        await context.close()

@@ -9,9 +9,7 @@ from typing import Any
 import pytest
 
 from tests.clients.conftest import Servers
-from tests.clients.test_browser import TRANSPORTS, connect, page
-
-__all__ = ["page"]  # the fixture, shared with test_browser
+from tests.clients.test_browser import TRANSPORTS, connect
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -57,16 +57,6 @@ async def site() -> AsyncIterator[Site]:
         await runner.cleanup()
 
 
-@pytest_asyncio.fixture(loop_scope="module")
-async def page(browser: Any) -> AsyncIterator[Any]:
-    context = await browser.new_context()
-    page = await context.new_page()
-    try:
-        yield page
-    finally:
-        await context.close()
-
-
 async def test_refused_page_fails_once_and_at_once(page: Any, site: Site) -> None:
     await page.goto(site.url + "/probe.html")
     site.auth.paths.clear()

@@ -4,11 +4,9 @@ the server's own origin and from a page on a second origin."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
 from tests.clients.conftest import Servers
 
@@ -66,16 +64,6 @@ class Connection:
             "([n, t]) => probes[n].closed(t)", [self.name, TIMEOUT_MS]
         )
         return event
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def page(browser: Any) -> AsyncIterator[Any]:
-    context = await browser.new_context()
-    page = await context.new_page()
-    try:
-        yield page
-    finally:
-        await context.close()
 
 
 async def connect(

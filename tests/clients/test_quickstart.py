@@ -25,6 +25,7 @@ import pytest_asyncio
 from sockjs_gateway import SockJSOptions
 from tests.clients.conftest import NODE_MODULES, ROOT, require
 from tests.clients.test_browser import TRANSPORTS
+from tests.processes import started
 
 QUICKSTART = ROOT / "docs" / "quickstart.md"
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.DOTALL | re.MULTILINE)
@@ -139,25 +140,7 @@ async def test_the_page_chats_over_every_transport(browser: Any, chat: str, tran
 
 async def test_the_cli_serves_the_same_app(folder: Path) -> None:
     """``python -m sockjs_gateway serve --app chat.py:app``, as "Shutting down" says."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "sockjs_gateway",
-        "serve",
-        "--app",
-        "chat.py:app",
-        "--port",
-        "0",
-        cwd=folder,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    try:
-        assert process.stdout is not None
-        line = await asyncio.wait_for(process.stdout.readline(), 20)
-        match = re.search(rb"listening on (http://\S+/)", line)
-        assert match is not None, line
-        url = match.group(1).decode()
+    async with started("serve", "--app", "chat.py:app", cwd=folder) as (process, url):
         async with aiohttp.ClientSession() as http:
             async with http.get(url) as response:
                 assert response.status == 200
@@ -166,7 +149,3 @@ async def test_the_cli_serves_the_same_app(folder: Path) -> None:
                 assert response.status == 200
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 10) == 0
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()

@@ -6,9 +6,7 @@ close frame. SIGTERM and SIGINT, against a subprocess as a user runs it."""
 from __future__ import annotations
 
 import asyncio
-import re
 import signal
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,42 +14,20 @@ from typing import Any
 
 import pytest
 
-from tests.clients.conftest import CLIENT_JS, ROOT, require
+from tests.clients.conftest import CLIENT_JS, require
 from tests.clients.test_browser import TRANSPORTS
+from tests.processes import started
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-ANNOUNCE = re.compile(rb"listening on (http://127\.0\.0\.1:\d+)/")
 TIMEOUT_MS = 20000
 
 
 @asynccontextmanager
 async def serving(log: Path, *args: str) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
     """``python -m sockjs_gateway serve ARGS`` on a free port; yields (process, base URL)."""
-    with log.open("wb") as stderr:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "sockjs_gateway",
-            "serve",
-            "--port",
-            "0",
-            "--no-access-log",
-            *args,
-            cwd=ROOT,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=stderr,
-        )
-    try:
-        assert process.stdout is not None
-        line = await asyncio.wait_for(process.stdout.readline(), 20)
-        match = ANNOUNCE.search(line)
-        assert match is not None, line
-        yield process, match.group(1).decode()
-    finally:
-        if process.returncode is None:
-            process.kill()
-        await asyncio.wait_for(process.wait(), 10)
+    async with started("serve", "--no-access-log", *args, log=log) as (process, url):
+        yield process, url.rstrip("/")
 
 
 async def open_everywhere(browser: Any, url: str) -> list[Any]:

@@ -9,10 +9,7 @@ and the default ``max_destinations`` (10k) refuses one more."""
 from __future__ import annotations
 
 import asyncio
-import re
-import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -20,11 +17,10 @@ import pytest
 import pytest_asyncio
 
 from sockjs_gateway.stomp import Frame, FrameDecoder, StompOptions, encode_text
+from tests.processes import started
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-ROOT = Path(__file__).resolve().parents[2]
-ANNOUNCE = re.compile(rb"listening on http://127\.0\.0\.1:(\d+)/")
 TIMEOUT = 60.0
 BODY = "m" * (60 * 1000)
 QUEUES = 10_000
@@ -38,23 +34,8 @@ def wire(command: str, headers: dict[str, str], body: str = "") -> str:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def server() -> AsyncIterator[str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        *("-m", "sockjs_gateway", "serve", "--port", "0"),
-        *("--app", "tests.stomp.memory_app:make_app"),
-        cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    assert process.stdout is not None
-    try:
-        line = await asyncio.wait_for(process.stdout.readline(), 20)
-        match = ANNOUNCE.search(line)
-        assert match is not None, line
-        yield f"http://127.0.0.1:{int(match.group(1))}"
-    finally:
-        process.terminate()
-        await asyncio.wait_for(process.wait(), 20)
+    async with started("serve", "--app", "tests.stomp.memory_app:make_app") as (_, url):
+        yield url.rstrip("/")
 
 
 class Client:
