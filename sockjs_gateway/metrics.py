@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from .backplane.base import BackplaneStats
+
 if TYPE_CHECKING:
     from .backplane.base import Backplane
     from .server.endpoint import Endpoint
@@ -54,22 +56,6 @@ class EndpointStats:
         self.handler_errors = 0
         # by reason: host, origin, auth, capacity, body_timeout
         self.refused: Counter[str] = Counter()
-
-
-class BackplaneStats:
-    """Cumulative counters of one backplane (one node's link to the others)."""
-
-    __slots__ = ("published", "received", "dropped", "delivery_errors", "reconnects", "failures")
-
-    def __init__(self) -> None:
-        self.published = 0  # messages handed to the bus for the other nodes
-        self.received = 0  # messages from other nodes (this node's own echoes not counted)
-        #: Messages that never reached the bus, by reason: "overflow" (the outgoing buffer
-        #: was full), "in-flight" (lost with a broken connection), "closed".
-        self.dropped: Counter[str] = Counter()
-        self.delivery_errors = 0  # local subscriber callbacks that raised
-        self.reconnects = 0  # connections made again after one was lost
-        self.failures = 0  # connection attempts that failed, and connections that broke
 
 
 _COUNTERS = (

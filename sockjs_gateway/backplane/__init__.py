@@ -17,7 +17,14 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .base import Backplane, BackplaneState, BackplaneUnavailable, Deliver, Subscription
+from .base import (
+    Backplane,
+    BackplaneState,
+    BackplaneStats,
+    BackplaneUnavailable,
+    Deliver,
+    Subscription,
+)
 from .channel import Channel
 from .lifecycle import BACKPLANES, run_with_app
 from .memory import MemoryBackplane, MemoryHub
@@ -30,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Backplane",
     "BackplaneState",
+    "BackplaneStats",
     "BackplaneUnavailable",
     "Deliver",
     "Subscription",

@@ -22,12 +22,18 @@ Payloads are bytes, channels are strings; the backplane never looks inside eithe
 from __future__ import annotations
 
 import enum
+from collections import Counter
 from collections.abc import Callable
 from typing import Protocol
 
-from ..metrics import BackplaneStats
-
-__all__ = ["Backplane", "BackplaneState", "BackplaneUnavailable", "Deliver", "Subscription"]
+__all__ = [
+    "Backplane",
+    "BackplaneState",
+    "BackplaneStats",
+    "BackplaneUnavailable",
+    "Deliver",
+    "Subscription",
+]
 
 #: A subscriber callback: gets each payload of its channel. Runs in the event loop, so it
 #: must not block; it may publish and (un)subscribe.
@@ -41,6 +47,22 @@ class BackplaneState(enum.Enum):
     UP = "up"  #: connected and subscribed: other nodes hear this one and vice versa
     DOWN = "down"  #: lost or never reached; local delivery goes on, reconnecting
     CLOSED = "closed"  #: closed for good
+
+
+class BackplaneStats:
+    """Cumulative counters of one backplane (one node's link to the others)."""
+
+    __slots__ = ("published", "received", "dropped", "delivery_errors", "reconnects", "failures")
+
+    def __init__(self) -> None:
+        self.published = 0  # messages handed to the bus for the other nodes
+        self.received = 0  # messages from other nodes (this node's own echoes not counted)
+        #: Messages that never reached the bus, by reason: "overflow" (the outgoing buffer
+        #: was full), "in-flight" (lost with a broken connection), "closed".
+        self.dropped: Counter[str] = Counter()
+        self.delivery_errors = 0  # local subscriber callbacks that raised
+        self.reconnects = 0  # connections made again after one was lost
+        self.failures = 0  # connection attempts that failed, and connections that broke
 
 
 class BackplaneUnavailable(ConnectionError):

@@ -11,8 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Collection
 
-from ..metrics import BackplaneStats
-from .base import Deliver
+from .base import BackplaneStats, Deliver
 
 __all__ = ["Fanout"]
 

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import secrets
 
-from ..metrics import BackplaneStats
-from .base import BackplaneState, BackplaneUnavailable, Deliver, Subscription
+from .base import BackplaneState, BackplaneStats, BackplaneUnavailable, Deliver, Subscription
 from .fanout import Fanout
 
 __all__ = ["MemoryBackplane", "MemoryHub"]

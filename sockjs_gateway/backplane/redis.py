@@ -37,8 +37,7 @@ import secrets
 from redis.exceptions import RedisError
 from yarl import URL
 
-from ..metrics import BackplaneStats
-from .base import BackplaneState, BackplaneUnavailable, Deliver, Subscription
+from .base import BackplaneState, BackplaneStats, BackplaneUnavailable, Deliver, Subscription
 from .fanout import Fanout
 from .outbox import Outbox, backoff_delay
 from .redis_link import RedisLink

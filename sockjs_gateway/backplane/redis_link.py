@@ -31,8 +31,7 @@ from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from ..metrics import BackplaneStats
-from .base import BackplaneUnavailable
+from .base import BackplaneStats, BackplaneUnavailable
 from .outbox import Outbox
 
 __all__ = ["RedisLink"]
