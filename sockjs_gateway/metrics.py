@@ -16,46 +16,13 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from .backplane.base import BackplaneStats
+from .server.registry import EndpointStats
 
 if TYPE_CHECKING:
     from .backplane.base import Backplane
     from .server.endpoint import Endpoint
 
 __all__ = ["EndpointStats", "BackplaneStats", "add_metrics_route", "collector"]
-
-
-class EndpointStats:
-    """Cumulative counters of one endpoint (sessions by transport, traffic, trouble)."""
-
-    __slots__ = (
-        "opened",
-        "closed",
-        "messages_in",
-        "messages_out",
-        "bytes_in",
-        "bytes_out",
-        "slow_consumer_closes",
-        "slow_consumer_drops",
-        "session_timeouts",
-        "heartbeat_timeouts",
-        "handler_errors",
-        "refused",
-    )
-
-    def __init__(self) -> None:
-        self.opened: Counter[str] = Counter()  # by transport
-        self.closed: Counter[str] = Counter()  # by transport
-        self.messages_in = 0
-        self.messages_out = 0
-        self.bytes_in = 0
-        self.bytes_out = 0
-        self.slow_consumer_closes = 0
-        self.slow_consumer_drops = 0
-        self.session_timeouts = 0  # no receiver came back within disconnect_delay
-        self.heartbeat_timeouts = 0  # raw WebSocket pings that got no pong
-        self.handler_errors = 0
-        # by reason: host, origin, auth, capacity, body_timeout
-        self.refused: Counter[str] = Counter()
 
 
 _COUNTERS = (

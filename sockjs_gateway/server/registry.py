@@ -40,13 +40,13 @@ import inspect
 import logging
 import math
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator
 from types import CoroutineType
 from typing import TYPE_CHECKING, Any
 
 from .. import logs
 from ..handler import ConnectionInfo, Handler
-from ..metrics import EndpointStats
 from ..options import SockJSOptions
 from ..protocol.escaping import quote
 from ..protocol.frames import encode_messages
@@ -68,7 +68,14 @@ from .wsframe import text_frame
 if TYPE_CHECKING:
     from .endpoint import Endpoint
 
-__all__ = ["SessionRegistry", "HANDLER_ERROR", "GOING_AWAY", "CONNECTION_LOST", "log_failure"]
+__all__ = [
+    "SessionRegistry",
+    "EndpointStats",
+    "HANDLER_ERROR",
+    "GOING_AWAY",
+    "CONNECTION_LOST",
+    "log_failure",
+]
 
 log = logging.getLogger("sockjs_gateway")
 
@@ -80,6 +87,40 @@ GOING_AWAY = (1001, "Going away")
 CONNECTION_LOST = (1006, "Connection lost")
 
 _EAGER_TASKS = sys.version_info >= (3, 12)
+
+
+class EndpointStats:
+    """Cumulative counters of one endpoint (sessions by transport, traffic, trouble)."""
+
+    __slots__ = (
+        "opened",
+        "closed",
+        "messages_in",
+        "messages_out",
+        "bytes_in",
+        "bytes_out",
+        "slow_consumer_closes",
+        "slow_consumer_drops",
+        "session_timeouts",
+        "heartbeat_timeouts",
+        "handler_errors",
+        "refused",
+    )
+
+    def __init__(self) -> None:
+        self.opened: Counter[str] = Counter()  # by transport
+        self.closed: Counter[str] = Counter()  # by transport
+        self.messages_in = 0
+        self.messages_out = 0
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.slow_consumer_closes = 0
+        self.slow_consumer_drops = 0
+        self.session_timeouts = 0  # no receiver came back within disconnect_delay
+        self.heartbeat_timeouts = 0  # raw WebSocket pings that got no pong
+        self.handler_errors = 0
+        # by reason: host, origin, auth, capacity, body_timeout
+        self.refused: Counter[str] = Counter()
 
 
 class SessionRegistry:
