@@ -3,17 +3,28 @@
 Mount an endpoint with :func:`add_endpoint` and give it a :class:`Handler`; each client
 gets a :class:`Session` whatever transport (WebSocket, xhr-streaming, eventsource,
 htmlfile, xhr-polling, jsonp-polling) carries it.
+
+The names below are imported on first use (PEP 562), so importing a pure part of the
+package, such as :mod:`sockjs_gateway.protocol`, loads neither aiohttp nor asyncio
+(``tests/test_imports.py`` holds that rule).
 """
 
-from .exceptions import BadPayload, LocalProtocolError, RemoteProtocolError, SockJSError
-from .handler import ConnectionInfo, Handler, run_blocking
-from .metrics import add_metrics_route
-from .options import SockJSOptions
-from .protocol.state import SessionState
-from .server.endpoint import ENDPOINTS, Endpoint, add_endpoint, drain
-from .server.session import Session
+from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ._version import __version__
+
+if TYPE_CHECKING:
+    from .exceptions import BadPayload, LocalProtocolError, RemoteProtocolError, SockJSError
+    from .handler import Handler, run_blocking
+    from .info import ConnectionInfo
+    from .metrics import add_metrics_route
+    from .options import SockJSOptions
+    from .protocol.state import SessionState
+    from .server.endpoint import ENDPOINTS, Endpoint, add_endpoint, drain
+    from .server.session import Session
 
 __all__ = [
     "add_endpoint",
@@ -33,3 +44,35 @@ __all__ = [
     "BadPayload",
     "__version__",
 ]
+
+#: Where each public name lives, relative to this package.
+_LAZY = {
+    "add_endpoint": ".server.endpoint",
+    "Endpoint": ".server.endpoint",
+    "ENDPOINTS": ".server.endpoint",
+    "drain": ".server.endpoint",
+    "Handler": ".handler",
+    "run_blocking": ".handler",
+    "add_metrics_route": ".metrics",
+    "Session": ".server.session",
+    "SessionState": ".protocol.state",
+    "ConnectionInfo": ".info",
+    "SockJSOptions": ".options",
+    "SockJSError": ".exceptions",
+    "RemoteProtocolError": ".exceptions",
+    "LocalProtocolError": ".exceptions",
+    "BadPayload": ".exceptions",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -16,15 +16,15 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import TYPE_CHECKING, ParamSpec, Protocol, TypeVar
 
-from multidict import CIMultiDictProxy, MultiMapping
+from .info import ConnectionInfo
 
 if TYPE_CHECKING:
     from .server.session import Session
 
+#: ``ConnectionInfo`` is defined in :mod:`.info` and re-exported here, where users import it.
 __all__ = ["Handler", "ConnectionInfo", "run_blocking", "check_handler", "check_hook"]
 
 #: The hooks of a handler and the positional arguments each is called with.
@@ -69,27 +69,6 @@ class Handler(Protocol):
 
     async def on_close(self, session: Session, code: int, reason: str) -> None:
         """The session is closed (by either side, by a timeout, or by a lost connection)."""
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionInfo:
-    """An immutable snapshot of the request that opened a session (never the live request).
-
-    Attributes:
-        remote: the peer address as aiohttp reports it (``request.remote``).
-        headers: the request headers.
-        cookies: the request cookies.
-        query: the query string parameters.
-        path: the request path.
-        transport: the transport that opened the session, e.g. ``"websocket"``.
-    """
-
-    remote: str | None
-    headers: CIMultiDictProxy[str]
-    cookies: Mapping[str, str]
-    query: MultiMapping[str]
-    path: str
-    transport: str
 
 
 def check_hook(name: str, hook: object, params: tuple[str, ...]) -> None:

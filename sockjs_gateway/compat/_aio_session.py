@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..handler import ConnectionInfo
+from ..info import ConnectionInfo
 from ..protocol.frames import decode_messages
 from ..protocol.state import INTERRUPTED
 from ..protocol.state import SessionState as GatewayState

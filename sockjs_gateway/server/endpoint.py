@@ -25,7 +25,8 @@ from aiohttp import web
 from ..backplane.base import Backplane
 from ..backplane.channel import Channel
 from ..backplane.lifecycle import run_with_app
-from ..handler import ConnectionInfo, Handler, check_handler, check_hook
+from ..handler import Handler, check_handler, check_hook
+from ..info import ConnectionInfo
 from ..logs import refusal
 from ..options import SockJSOptions
 from ..protocol import replies

@@ -46,7 +46,8 @@ from types import CoroutineType
 from typing import TYPE_CHECKING, Any
 
 from .. import logs
-from ..handler import ConnectionInfo, Handler
+from ..handler import Handler
+from ..info import ConnectionInfo
 from ..options import SockJSOptions
 from ..protocol.escaping import quote
 from ..protocol.frames import encode_messages

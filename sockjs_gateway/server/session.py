@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextvars
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..handler import ConnectionInfo
+from ..info import ConnectionInfo
 from ..protocol.state import SessionMachine, SessionState
 
 if TYPE_CHECKING:

@@ -41,7 +41,8 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from ..exceptions import LocalProtocolError
-from ..handler import ConnectionInfo, check_hook
+from ..handler import check_hook
+from ..info import ConnectionInfo
 from ..logs import refusal
 from .errors import LimitExceeded, NotAuthorized, StompError
 from .events import Ack, ConnectRequest, Event, Nack, Send, Subscribe, Unsubscribe

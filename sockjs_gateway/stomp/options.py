@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from .. import __version__
+from .._version import __version__
 from .frames import VERSIONS, FrameLimits
 
 __all__ = ["StompOptions", "UnknownAppDestination"]
