@@ -13,16 +13,26 @@ Mount it like any handler::
 The layers: :mod:`.frames` (codec), :mod:`.protocol` (one connection, sans I/O) and the
 :mod:`.events` it yields, :mod:`.broker` (destinations and acks) and the :mod:`.messages`
 it moves, :mod:`.app` (the SockJS glue). Settings: :mod:`.options`; errors: :mod:`.errors`.
+
+
+The names below are imported on first use (PEP 562): the codec and the machine
+(:mod:`.frames`, :mod:`.protocol`) load without the server, aiohttp or asyncio.
 """
 
-from .app import DISCONNECT_CLOSE, ERROR_CLOSE, StompHandler
-from .broker import Authenticate, Authorize, Broker
-from .errors import FrameError, LimitExceeded, NotAuthorized, StompError
-from .events import Ack, ConnectRequest, Event, Nack, Send, Subscribe, Unsubscribe
-from .frames import Frame, FrameDecoder, FrameLimits, encode, encode_text
-from .messages import AppMessage, MessageHandler, Payload
-from .options import StompOptions
-from .protocol import ConnectionState, StompMachine
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .app import DISCONNECT_CLOSE, ERROR_CLOSE, StompHandler
+    from .broker import Authenticate, Authorize, Broker
+    from .errors import FrameError, LimitExceeded, NotAuthorized, StompError
+    from .events import Ack, ConnectRequest, Event, Nack, Send, Subscribe, Unsubscribe
+    from .frames import Frame, FrameDecoder, FrameLimits, encode, encode_text
+    from .messages import AppMessage, MessageHandler, Payload
+    from .options import StompOptions
+    from .protocol import ConnectionState, StompMachine
 
 __all__ = [
     "StompHandler",
@@ -54,3 +64,47 @@ __all__ = [
     "ERROR_CLOSE",
     "DISCONNECT_CLOSE",
 ]
+
+_LAZY = {
+    "DISCONNECT_CLOSE": ".app",
+    "ERROR_CLOSE": ".app",
+    "StompHandler": ".app",
+    "Authenticate": ".broker",
+    "Authorize": ".broker",
+    "Broker": ".broker",
+    "FrameError": ".errors",
+    "LimitExceeded": ".errors",
+    "NotAuthorized": ".errors",
+    "StompError": ".errors",
+    "Ack": ".events",
+    "ConnectRequest": ".events",
+    "Event": ".events",
+    "Nack": ".events",
+    "Send": ".events",
+    "Subscribe": ".events",
+    "Unsubscribe": ".events",
+    "Frame": ".frames",
+    "FrameDecoder": ".frames",
+    "FrameLimits": ".frames",
+    "encode": ".frames",
+    "encode_text": ".frames",
+    "AppMessage": ".messages",
+    "MessageHandler": ".messages",
+    "Payload": ".messages",
+    "StompOptions": ".options",
+    "ConnectionState": ".protocol",
+    "StompMachine": ".protocol",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -32,6 +32,7 @@ a ``/queue/`` message reaches only consumers connected to the node it was sent t
 
 from __future__ import annotations
 
+import functools
 import inspect
 import itertools
 import logging
@@ -312,7 +313,16 @@ class Broker:
             if handler is None:
                 self._unmapped(client, destination)
                 return
-            await _resolve(handler(AppMessage(self, client, destination, payload)))
+            message = AppMessage(
+                destination,
+                payload,
+                user=client.user,
+                session=client.machine.session_id,
+                reply_to="/user/queue/" + destination[len(prefix) :],
+                reply=functools.partial(self.send_to_client, client),
+                publish=self.publish,
+            )
+            await _resolve(handler(message))
 
     def _unmapped(self, client: Client, destination: str) -> None:
         """A SEND to an application destination nobody handles (``unknown_app_destination``)."""

@@ -10,12 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from ..exceptions import LocalProtocolError
-
-if TYPE_CHECKING:
-    from .broker import Broker, Client
 
 __all__ = ["Payload", "AppMessage", "MessageHandler", "Headers", "RESERVED_HEADERS"]
 
@@ -71,18 +67,41 @@ class AppMessage:
         body: the body, as bytes (:attr:`text` decodes it).
         user: the sender's user name, if an ``authenticate`` hook named one.
         session: the sender's STOMP session id.
+
+    It holds plain values and two callables the broker gives it, so this module does not
+    import the broker (the broker imports it).
     """
 
-    __slots__ = ("destination", "headers", "body", "user", "session", "_broker", "_client")
+    __slots__ = (
+        "destination",
+        "headers",
+        "body",
+        "user",
+        "session",
+        "_reply_to",
+        "_reply",
+        "_publish",
+    )
 
-    def __init__(self, broker: Broker, client: Client, destination: str, payload: Payload) -> None:
+    def __init__(
+        self,
+        destination: str,
+        payload: Payload,
+        *,
+        user: str | None,
+        session: str,
+        reply_to: str,
+        reply: Callable[[str, str | bytes, Headers], int],
+        publish: Callable[[str, str | bytes, Headers], None],
+    ) -> None:
         self.destination = destination
         self.headers = payload.headers
         self.body = payload.body
-        self.user = client.user
-        self.session = client.machine.session_id
-        self._broker = broker
-        self._client = client
+        self.user = user
+        self.session = session
+        self._reply_to = reply_to  # the default destination of reply()
+        self._reply = reply  # sends to the sender's own subscriptions
+        self._publish = publish  # Broker.publish
 
     @property
     def text(self) -> str:
@@ -95,11 +114,8 @@ class AppMessage:
         """Send to the sender's own subscriptions on ``destination`` (by default
         ``/user/queue/<name>`` for ``/app/<name>``, as Spring's ``@SendToUser`` does for
         one session). Returns how many subscriptions got it."""
-        if destination is None:
-            name = self.destination[len(self._broker.options.app_prefix) :]
-            destination = "/user/queue/" + name
-        return self._broker.send_to_client(self._client, destination, body, headers)
+        return self._reply(self._reply_to if destination is None else destination, body, headers)
 
     def publish(self, destination: str, body: str | bytes, headers: Headers = ()) -> None:
         """Send to a ``/topic/`` or ``/queue/`` destination (:meth:`Broker.publish`)."""
-        self._broker.publish(destination, body, headers)
+        self._publish(destination, body, headers)
