@@ -178,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         _check_hosts(app, args.host, args.allowed_hosts)
     if args.redis:
-        from .backplane.app import use_backplane
+        from .cluster import use_backplane
 
         use_backplane(app, _backplane(args.redis))
     with contextlib.suppress(KeyboardInterrupt):

@@ -123,7 +123,7 @@ def make_app(
     add_endpoint(app, BroadcastHandler(), prefix="/broadcast", options=base)
     add_endpoint(app, StompHandler(make_stomp_broker()), prefix="/stomp", options=base)
     if backplane is not None:
-        from .backplane.app import use_backplane
+        from .cluster import use_backplane
 
         use_backplane(app, backplane)
     return app

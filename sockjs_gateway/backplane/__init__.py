@@ -5,11 +5,12 @@ balancer, see ``deploy/nginx.conf``); the backplane carries what must reach sess
 every node: ``Endpoint.broadcast`` and STOMP ``/topic/`` and ``/user/`` messages, each
 delivered exactly once per subscriber (see :mod:`.base` for the contract, :mod:`.redis`
 for how Redis keeps it and what happens during an outage). STOMP ``/queue/`` stays
-node-local (:mod:`.bridge` says why).
+node-local (:mod:`sockjs_gateway.stomp.bridge` says why).
 
-``RedisBackplane`` needs the ``redis`` extra, and ``BrokerBridge`` / ``use_backplane``
-import the STOMP and server packages, which import this one: all three are imported on
-first use, so this package imports without the extra and without a cycle.
+This package never imports ``server/`` or ``stomp/`` (they import it). ``RedisBackplane``
+needs the ``redis`` extra; it and the two names that live outside (``BrokerBridge`` in
+``stomp/bridge.py``, ``use_backplane`` in ``cluster.py``) are imported on first use, so this
+package imports without the extra and without a cycle.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from .lifecycle import BACKPLANES, run_with_app
 from .memory import MemoryBackplane, MemoryHub
 
 if TYPE_CHECKING:
-    from .app import use_backplane
-    from .bridge import BrokerBridge
+    from ..cluster import use_backplane
+    from ..stomp.bridge import BrokerBridge
     from .redis import RedisBackplane
 
 __all__ = [
@@ -52,7 +53,14 @@ __all__ = [
 ]
 
 
-_LAZY = {"RedisBackplane": ".redis", "BrokerBridge": ".bridge", "use_backplane": ".app"}
+#: Loaded on first use. ``BrokerBridge`` (in ``stomp/``) and ``use_backplane`` (in
+#: ``cluster.py``) live outside this package, which never imports them itself: these two
+#: names stay here because the README and users import them from here.
+_LAZY = {
+    "RedisBackplane": ".redis",
+    "BrokerBridge": "..stomp.bridge",
+    "use_backplane": "..cluster",
+}
 
 
 def __getattr__(name: str) -> Any:

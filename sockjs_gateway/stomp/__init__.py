@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .app import DISCONNECT_CLOSE, ERROR_CLOSE, StompHandler
+    from .bridge import BrokerBridge
     from .broker import Authenticate, Authorize, Broker
     from .errors import FrameError, LimitExceeded, NotAuthorized, StompError
     from .events import Ack, ConnectRequest, Event, Nack, Send, Subscribe, Unsubscribe
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = [
     "StompHandler",
     "Broker",
+    "BrokerBridge",
     "AppMessage",
     "Payload",
     "Authenticate",
@@ -66,6 +68,7 @@ __all__ = [
 ]
 
 _LAZY = {
+    "BrokerBridge": ".bridge",
     "DISCONNECT_CLOSE": ".app",
     "ERROR_CLOSE": ".app",
     "StompHandler": ".app",

@@ -27,7 +27,7 @@ this process, and messages for a user through :attr:`Broker.user_relay` (default
 :meth:`Broker.deliver_user`). :class:`sockjs_gateway.backplane.BrokerBridge` replaces both
 to publish on a backplane and calls the defaults on every node. Queues stay node-local:
 a ``/queue/`` message reaches only consumers connected to the node it was sent to
-(``sockjs_gateway.backplane.bridge`` says why).
+(``sockjs_gateway.stomp.bridge`` says why).
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
 """``BrokerBridge``: STOMP ``/topic/`` and ``/user/`` traffic through a backplane.
 
+It lives with the broker it drives (the backplane knows nothing of STOMP);
+``sockjs_gateway.backplane.BrokerBridge`` still names it.
+
 A topic message (or one for a user) published on any node is handed to the broker of
 every node, which gives it to its own subscribers (``Broker.deliver_topic`` /
 ``Broker.deliver_user``), so each STOMP subscription in the cluster gets it exactly once
@@ -24,10 +27,10 @@ from __future__ import annotations
 
 import json
 
-from ..stomp.broker import Broker
-from ..stomp.messages import Payload
-from .base import Backplane
-from .channel import Channel
+from ..backplane.base import Backplane
+from ..backplane.channel import Channel
+from .broker import Broker
+from .messages import Payload
 
 __all__ = ["BrokerBridge"]
 

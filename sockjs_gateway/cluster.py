@@ -3,17 +3,22 @@
 The command line's ``--redis`` builds the application first (the demo, the testserver or
 a user's factory, none of which know about backplanes), then hands every endpoint and
 STOMP broker on it to the backplane here. An application that mounts its own endpoints
-can pass ``backplane=`` to ``add_endpoint`` and use :class:`~.bridge.BrokerBridge`
+can pass ``backplane=`` to ``add_endpoint`` and use :class:`~.stomp.bridge.BrokerBridge`
 instead.
+
+It sits on the application side (it knows endpoints and STOMP handlers), beside the
+command line that calls it; ``sockjs_gateway.backplane.use_backplane`` still names it.
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from .base import Backplane
-from .bridge import BrokerBridge
-from .lifecycle import run_with_app
+from .backplane.base import Backplane
+from .backplane.lifecycle import run_with_app
+from .server.endpoint import ENDPOINTS
+from .stomp.app import StompHandler
+from .stomp.bridge import BrokerBridge
 
 __all__ = ["use_backplane"]
 
@@ -24,9 +29,6 @@ def use_backplane(app: web.Application, backplane: Backplane) -> None:
 
     Endpoints that already have a backplane, and brokers already bridged, are left alone.
     """
-    from ..server.endpoint import ENDPOINTS
-    from ..stomp.app import StompHandler
-
     for endpoint in app.get(ENDPOINTS, []):
         if endpoint.backplane is None:
             endpoint.use_backplane(backplane)
