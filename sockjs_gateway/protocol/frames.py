@@ -26,6 +26,7 @@ __all__ = [
     "HEARTBEAT",
     "encode",
     "encode_messages",
+    "encode_message",
     "decode_messages",
     "PAYLOAD_EXPECTED",
     "BROKEN_JSON",
@@ -78,6 +79,13 @@ HEARTBEAT = "h"
 def encode_messages(quoted: list[str] | tuple[str, ...]) -> str:
     """Return the ``a[...]`` frame for already quoted messages."""
     return "a[" + ",".join(quoted) + "]"
+
+
+def encode_message(quoted: str) -> str:
+    """Return the ``a[...]`` frame for one already quoted message: what
+    ``encode_messages((quoted,))`` returns, without the tuple and the join, for the
+    WebSocket path that sends each message as its own frame."""
+    return "a[" + quoted + "]"
 
 
 def encode(frame: Frame) -> str:

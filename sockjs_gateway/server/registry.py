@@ -50,7 +50,8 @@ from ..handler import Handler
 from ..info import ConnectionInfo
 from ..options import SockJSOptions
 from ..protocol.escaping import quote
-from ..protocol.frames import encode_messages
+from ..protocol.frames import encode_message
+from ..protocol.rfc6455 import text_frame
 from ..protocol.state import (
     SLOW_CONSUMER,
     TIMED_OUT,
@@ -64,7 +65,6 @@ from ..protocol.state import (
     SlowConsumerPolicy,
 )
 from .session import Receiver, Session
-from .wsframe import text_frame
 
 if TYPE_CHECKING:
     from .endpoint import Endpoint
@@ -350,7 +350,7 @@ class SessionRegistry:
             receiver is not None
             and receiver.frames_direct
             and machine.bypass((self._loop or asyncio.get_running_loop()).time())
-            and receiver.write_direct(text_frame(wire if machine.raw else f"a[{wire}]"))
+            and receiver.write_direct(text_frame(wire if machine.raw else encode_message(wire)))
         ):
             self.stats.messages_out += 1
             return True
@@ -401,7 +401,7 @@ class SessionRegistry:
                     raw_frame = raw_frame or text_frame(message)
                     frame = raw_frame
                 else:
-                    sockjs_frame = sockjs_frame or text_frame(encode_messages((quoted,)))
+                    sockjs_frame = sockjs_frame or text_frame(encode_message(quoted))
                     frame = sockjs_frame
                 if receiver.write_direct(frame):
                     self.stats.messages_out += 1

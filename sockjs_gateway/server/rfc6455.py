@@ -1,6 +1,6 @@
 """WebSocket sessions on a connection the server drives itself (RFC 6455).
 
-Client frames are parsed by the sans-I/O :class:`~..protocol.wsreader.FrameReader`; this
+Client frames are parsed by the sans-I/O :class:`~..protocol.rfc6455.FrameReader`; this
 module is the glue between it, the transport and the session registry.
 
 aiohttp's ``WebSocketResponse`` parses each client frame into a queue and wakes the
@@ -50,10 +50,17 @@ from aiohttp import web
 from .. import logs
 from ..exceptions import BadPayload
 from ..protocol.frames import Close, decode_messages
+from ..protocol.rfc6455 import (
+    INVALID_DATA,
+    FrameReader,
+    close_frame,
+    deflated_text_frame,
+    text_frame,
+    unmask,
+    ws_close_code,
+)
 from ..protocol.wsdeflate import Deflate, negotiate
-from ..protocol.wsreader import FrameReader, unmask
 from .registry import CONNECTION_LOST
-from .wsframe import close_frame, deflated_text_frame, text_frame, ws_close_code
 
 if TYPE_CHECKING:
     from .endpoint import Endpoint
@@ -309,7 +316,7 @@ class DirectWebSocket(asyncio.BufferedProtocol):
                 messages = decode_messages(text, allow_single=True)
             except BadPayload as error:
                 self._reader.stop()
-                return self.on_error(1007, str(error))
+                return self.on_error(INVALID_DATA, str(error))
         session = self._session
         space = session.endpoint.registry.deliver_now(session, messages, size)
         if space is not None:

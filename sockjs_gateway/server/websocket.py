@@ -16,17 +16,24 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
-from aiohttp import ServerTimeoutError, WebSocketError, WSCloseCode, WSMsgType, web
+from aiohttp import ServerTimeoutError, WebSocketError, WSMsgType, web
 
 from .. import logs
 from ..exceptions import BadPayload
 from ..protocol.frames import decode_messages
+from ..protocol.rfc6455 import (
+    INVALID_DATA,
+    NO_STATUS,
+    UNSUPPORTED_DATA,
+    close_reason,
+    frame_size,
+    ws_close_code,
+)
 from . import hixie76, rfc6455
 from .disconnect import watch_disconnect
 from .registry import CONNECTION_LOST, log_failure
 from .session import Session
 from .static import text_response
-from .wsframe import close_reason, frame_size, ws_close_code
 from .wshandshake import accept_value, handshake_problem
 
 if TYPE_CHECKING:
@@ -38,7 +45,7 @@ log = logging.getLogger("sockjs_gateway")
 
 #: WebSocket close code when a SockJS WebSocket frame is not a JSON string or array of
 #: strings (1007: "invalid frame payload data"); the session closes with the same code.
-BAD_FRAME_CODE = int(WSCloseCode.INVALID_TEXT)
+BAD_FRAME_CODE = INVALID_DATA
 
 
 def check_upgrade(request: web.BaseRequest) -> web.Response | None:
@@ -196,11 +203,9 @@ async def _read(ws: _Socket, session: Session, *, raw: bool) -> None:
                 return await _refuse(ws, session, BAD_FRAME_CODE, str(error))
             await registry.deliver(session, messages, len(msg.data))
         elif msg.type is WSMsgType.BINARY:
-            return await _refuse(
-                ws, session, int(WSCloseCode.UNSUPPORTED_DATA), "Text frames only."
-            )
+            return await _refuse(ws, session, UNSUPPORTED_DATA, "Text frames only.")
         elif msg.type is WSMsgType.CLOSE:
-            return _closed(session, int(msg.data or 1005), str(msg.extra or ""))
+            return _closed(session, int(msg.data or NO_STATUS), str(msg.extra or ""))
         elif msg.type in _ENDED:
             if isinstance(msg.data, WebSocketError):  # e.g. 1009, message too big
                 logs.protocol_close(session, int(msg.data.code), str(msg.data))

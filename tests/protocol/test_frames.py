@@ -21,6 +21,7 @@ from sockjs_gateway.protocol.frames import (
     Open,
     decode_messages,
     encode,
+    encode_message,
     encode_messages,
 )
 
@@ -89,6 +90,11 @@ def test_encode_messages_merges_in_order() -> None:
     quoted = [quote(text) for text in ("one", "two", "three")]
     assert encode_messages(quoted) == 'a["one","two","three"]'
     assert encode_messages(tuple(quoted)) == encode(Messages(tuple(quoted)))
+
+
+@given(st.text())
+def test_encode_message_is_encode_messages_of_one(text: str) -> None:
+    assert encode_message(quote(text)) == encode_messages((quote(text),))
 
 
 @pytest.mark.parametrize(

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sockjs_gateway.protocol.rfc6455 import FrameReader
 from sockjs_gateway.protocol.wsdeflate import negotiate
-from sockjs_gateway.protocol.wsreader import FrameReader
-from tests.protocol.test_wsreader import Sink
+from tests.protocol.test_rfc6455 import Sink
 from tests.wsframes import CONTINUATION, PING, TEXT, client_frame
 
 RSV1 = 0x40

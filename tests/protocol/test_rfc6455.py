@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sockjs_gateway.protocol.wsreader import BAD_UTF8, FrameReader
+from sockjs_gateway.protocol.rfc6455 import BAD_UTF8, FrameReader
 from tests.wsframes import BINARY, CLOSE, CONTINUATION, PING, PONG, TEXT
 from tests.wsframes import client_frame as frame
 

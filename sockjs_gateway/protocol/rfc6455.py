@@ -1,4 +1,13 @@
-"""Reading RFC 6455 client frames, without I/O: bytes in, calls to a sink out.
+"""RFC 6455 (WebSocket) frames, both directions, and the close codes: one module per wire
+format. No I/O: bytes in, calls to a sink out; strings in, frame bytes out.
+
+Writing: :func:`text_frame`, :func:`deflated_text_frame` and :func:`close_frame` build the
+server's frames (unmasked, unfragmented) as bytes, so the connection
+(:mod:`sockjs_gateway.server.rfc6455`) writes them straight to the transport and a
+broadcast builds a frame once for every session. :func:`ws_close_code` says which code a
+closed session's close frame may carry.
+
+Reading:
 
 :class:`FrameReader` takes the bytes a client sent, in whatever pieces they arrived, and
 tells its :class:`FrameSink` about whole text messages (reassembled from fragments and
@@ -20,10 +29,33 @@ to as well.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from typing import Protocol
 
-__all__ = ["FrameReader", "FrameSink", "BAD_UTF8", "Inflate", "Unmask", "unmask"]
+__all__ = [
+    "FrameReader",
+    "FrameSink",
+    "BAD_UTF8",
+    "Inflate",
+    "Unmask",
+    "unmask",
+    "text_frame",
+    "deflated_text_frame",
+    "close_frame",
+    "frame_size",
+    "close_reason",
+    "ws_close_code",
+    "NORMAL",
+    "GOING_AWAY",
+    "PROTOCOL_ERROR",
+    "UNSUPPORTED_DATA",
+    "NO_STATUS",
+    "INVALID_DATA",
+    "POLICY_VIOLATION",
+    "MESSAGE_TOO_BIG",
+    "INTERNAL_ERROR",
+]
 
 #: ``unmask(payload, mask) -> bytes``: the client's payload XORed with its 4-byte mask.
 Unmask = Callable[[bytes, bytes], bytes]
@@ -34,8 +66,23 @@ Inflate = Callable[[bytes, int], "bytes | None"]
 #: The reason given with 1007 when text is not UTF-8.
 BAD_UTF8 = "Invalid UTF-8 text message"
 
-# Codes a client may put in its close frame (RFC 6455 7.4.1), besides 3000-4999.
-_CLOSE_CODES = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013})
+# Close codes (RFC 6455 section 7.4.1), by name where the server uses them.
+NORMAL = 1000
+GOING_AWAY = 1001
+PROTOCOL_ERROR = 1002
+UNSUPPORTED_DATA = 1003  # a binary frame: SockJS carries text only
+NO_STATUS = 1005  # reported when a close frame has no code; never sent
+INVALID_DATA = 1007  # text that is not UTF-8
+POLICY_VIOLATION = 1008
+MESSAGE_TOO_BIG = 1009
+INTERNAL_ERROR = 1011
+
+#: The codes a close frame may carry, besides 3000-4999: section 7.4.1's, the only ones a
+#: server sends (:func:`ws_close_code`).
+_SENT_CODES = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011})
+#: What a client's close frame may carry: the same plus 1012 and 1013, registered with IANA
+#: since (service restart, try again later).
+_RECEIVED_CODES = _SENT_CODES | {1012, 1013}
 _TEXT, _BINARY, _CONTINUATION = 0x1, 0x2, 0x0
 _CLOSE, _PING, _PONG = 0x8, 0x9, 0xA
 
@@ -169,12 +216,14 @@ class FrameReader:
                 length = int.from_bytes(data[pos + 2 : pos + 10], "big")
                 start = pos + 14
             if not second & 0x80:
-                return self._error(1002, "Client frames must be masked.")
+                return self._error(PROTOCOL_ERROR, "Client frames must be masked.")
             if first & 0x08:
                 if length > 125:
-                    return self._error(1002, "Control frames must be under 126 bytes.")
+                    return self._error(PROTOCOL_ERROR, "Control frames must be under 126 bytes.")
             elif length + self._fragments_size > self._max:
-                return self._error(1009, f"Message size {length} exceeds limit {self._max}")
+                return self._error(
+                    MESSAGE_TOO_BIG, f"Message size {length} exceeds limit {self._max}"
+                )
             end = start + length
             if end > size:
                 need = end - pos
@@ -187,7 +236,7 @@ class FrameReader:
                 try:
                     text = payload.decode("utf-8")
                 except UnicodeDecodeError:
-                    return self._error(1007, BAD_UTF8)
+                    return self._error(INVALID_DATA, BAD_UTF8)
                 self._sink.on_text(text, length)
         if pos < size and self._state != self._STOPPED:
             self._tail = bytearray(data[pos:] if pos else data)
@@ -200,23 +249,23 @@ class FrameReader:
         if first & 0x70:
             # RSV1 is permessage-deflate's, on the first frame of a data message only.
             if first & 0x70 != 0x40 or self._inflate is None or opcode not in (_TEXT, _BINARY):
-                return self._error(1002, "Reserved bits set without an extension.")
+                return self._error(PROTOCOL_ERROR, "Reserved bits set without an extension.")
             compressed = True
         if opcode >= 0x8:
             if not fin:
-                return self._error(1002, "Control frames must not be fragmented.")
+                return self._error(PROTOCOL_ERROR, "Control frames must not be fragmented.")
             if opcode == _PING:
                 self._sink.on_ping(payload)
             elif opcode == _CLOSE:
                 self._close(payload)
             elif opcode != _PONG:
-                self._error(1002, f"Unknown opcode {opcode}.")
+                self._error(PROTOCOL_ERROR, f"Unknown opcode {opcode}.")
             return None
         if opcode == _BINARY:
-            return self._error(1003, "Text frames only.")
+            return self._error(UNSUPPORTED_DATA, "Text frames only.")
         if opcode == _TEXT:
             if self._fragments is not None:
-                return self._error(1002, "A new message began inside a fragmented one.")
+                return self._error(PROTOCOL_ERROR, "A new message began inside a fragmented one.")
             if fin:
                 return self._text(payload, compressed)
             self._fragments = [payload]
@@ -224,7 +273,7 @@ class FrameReader:
             self._compressed = compressed
         elif opcode == _CONTINUATION:
             if self._fragments is None:
-                return self._error(1002, "Continuation frame without a message.")
+                return self._error(PROTOCOL_ERROR, "Continuation frame without a message.")
             self._fragments.append(payload)
             self._fragments_size += len(payload)
             if fin:
@@ -233,7 +282,7 @@ class FrameReader:
                 self._fragments_size = 0
                 self._text(whole, self._compressed)
         else:
-            self._error(1002, f"Unknown opcode {opcode}.")
+            self._error(PROTOCOL_ERROR, f"Unknown opcode {opcode}.")
         return None
 
     def _text(self, payload: bytes, compressed: bool = False) -> None:
@@ -242,31 +291,31 @@ class FrameReader:
             try:
                 inflated = self._inflate(payload, self._max)
             except ValueError:
-                return self._error(1007, "Invalid compressed data")
+                return self._error(INVALID_DATA, "Invalid compressed data")
             if inflated is None:
-                return self._error(1009, f"Message inflates past the limit {self._max}")
+                return self._error(MESSAGE_TOO_BIG, f"Message inflates past the limit {self._max}")
             payload = inflated
         if not payload and self._ignore_empty:
             return None  # the SockJS protocol: empty frames are ignored
         try:
             text = payload.decode("utf-8")
         except UnicodeDecodeError:
-            return self._error(1007, BAD_UTF8)
+            return self._error(INVALID_DATA, BAD_UTF8)
         self._sink.on_text(text, size)
         return None
 
     def _close(self, payload: bytes) -> None:
-        code, reason = 1005, ""
+        code, reason = NO_STATUS, ""
         if len(payload) == 1:
-            return self._error(1002, "Invalid close frame.")
+            return self._error(PROTOCOL_ERROR, "Invalid close frame.")
         if payload:
             code = int.from_bytes(payload[:2], "big")
-            if code not in _CLOSE_CODES and not 3000 <= code <= 4999:
-                return self._error(1002, f"Invalid close code: {code}")
+            if code not in _RECEIVED_CODES and not 3000 <= code <= 4999:
+                return self._error(PROTOCOL_ERROR, f"Invalid close code: {code}")
             try:
                 reason = payload[2:].decode("utf-8")
             except UnicodeDecodeError:
-                return self._error(1007, BAD_UTF8)
+                return self._error(INVALID_DATA, BAD_UTF8)
         self.stop()  # nothing may follow a close frame
         self._sink.on_close(code, reason)
         return None
@@ -274,3 +323,61 @@ class FrameReader:
     def _error(self, code: int, reason: str) -> None:
         self.stop()
         self._sink.on_error(code, reason)
+
+
+# Writing: the server's frames.
+
+_HEAD_126 = struct.Struct("!BBH")
+_HEAD_127 = struct.Struct("!BBQ")
+
+
+def close_reason(reason: str) -> bytes:
+    """``reason`` as a close frame can carry it: at most 123 bytes of UTF-8 (after the
+    2-byte code, in a 125-byte control frame), never cut inside a character."""
+    data = reason.encode()
+    if len(data) <= 123:
+        return data
+    return data[:123].decode("utf-8", "ignore").encode()
+
+
+def frame_size(text: str) -> int:
+    """How many bytes the frame carrying ``text`` takes on the wire."""
+    size = len(text) if text.isascii() else len(text.encode("utf-8"))
+    return size + (2 if size < 126 else 4 if size < 65536 else 10)
+
+
+def text_frame(text: str) -> bytes:
+    """The complete frame (FIN, opcode 1) carrying ``text``."""
+    payload = text.encode("utf-8")
+    size = len(payload)
+    if size < 126:
+        return bytes((0x81, size)) + payload
+    if size < 65536:
+        return _HEAD_126.pack(0x81, 126, size) + payload
+    return _HEAD_127.pack(0x81, 127, size) + payload
+
+
+def deflated_text_frame(payload: bytes) -> bytes:
+    """The complete frame (FIN, RSV1, opcode 1) carrying a permessage-deflate payload.
+
+    The same three lengths as :func:`text_frame`, written out again on purpose: a shared
+    helper would cost every uncompressed message one more call."""
+    size = len(payload)
+    if size < 126:
+        return bytes((0xC1, size)) + payload
+    if size < 65536:
+        return _HEAD_126.pack(0xC1, 126, size) + payload
+    return _HEAD_127.pack(0xC1, 127, size) + payload
+
+
+def ws_close_code(code: int) -> int:
+    """The code a close frame may carry for a session closed with ``code``: RFC 6455's
+    codes and 3000-4999; SockJS-only codes such as 2010 are told in the ``c`` frame, and
+    the socket then ends with 1000."""
+    return code if code in _SENT_CODES or 3000 <= code <= 4999 else NORMAL
+
+
+def close_frame(code: int, reason: str) -> bytes:
+    """A close frame with ``code`` and as much of ``reason`` as fits."""
+    payload = code.to_bytes(2, "big") + close_reason(reason)
+    return bytes((0x88, len(payload))) + payload
