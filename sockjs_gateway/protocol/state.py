@@ -3,9 +3,17 @@
 Theory of operation
 -------------------
 A session is created by the first request that names an unknown session id (or by a
-WebSocket connection) and lives through three states::
+WebSocket connection) and lives through three states, with every move in one table
+(:data:`TRANSITIONS`, in the manner of h11's ``_state.py``)::
 
-    NEW ──attach──▶ OPEN ──close / interrupt / expire / client close──▶ CLOSED
+    NEW ──attach──▶ OPEN ──any Cause (close, client close, interrupt, expiry,
+     │                      queue full, stuck write)──▶ CLOSED
+     └───────────── any Cause ──────────────────────────────▶ CLOSED
+
+Each :class:`Cause` of a close is also a row of :data:`ENDINGS`: what becomes of the
+queued messages and frames, which close frame is stored, whether discarded messages count
+as slow-consumer drops and whether a receiver stuck in a write is cut off. So a close is
+``_close(cause)``, and the rules live in two tables instead of in if-chains.
 
 A *receiver* is whatever currently carries frames to the client: one HTTP polling or
 streaming response, or a WebSocket. At most one receiver is attached at a time; a second
@@ -33,8 +41,14 @@ A send that would overflow it, or that arrives while the session is stalled, is 
 the policy: close the session with 4500 "Slow consumer" (the default, as Spring's
 TERMINATE), drop the oldest queued messages, or drop the new one.
 
-Outputs are pulled: :meth:`take_frames` returns wire frames (queued messages merged into
-one ``a[...]``), :meth:`take_events` what the application handler must hear about.
+Outputs are pulled, with the verbs :class:`~sockjs_gateway.stomp.protocol.StompMachine`
+uses too: :meth:`~SessionMachine.receive_data` takes the client's messages in,
+:meth:`~SessionMachine.data_to_send` returns wire frames (queued messages merged into one
+``a[...]``), :meth:`~SessionMachine.events_received` what happened, oldest first: what the
+application handler must hear about (:class:`Opened`, :class:`Received`, :class:`Closed`)
+and what the adapter must act on (:class:`Dropped` messages to count and log,
+:class:`AbortReceiver`, :class:`Expired`). The adapter reads events; it never resets a
+flag of the machine.
 A *raw* session (the plain ``/websocket`` route) has no SockJS framing: each message is
 its own frame and there are no open, heartbeat or close frames.
 """
@@ -44,11 +58,20 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 from .frames import HEARTBEAT, OPEN, Close, encode, encode_messages
 
 __all__ = [
     "SessionState",
+    "Cause",
+    "TRANSITIONS",
+    "ENDINGS",
+    "Ending",
+    "Dropped",
+    "AbortReceiver",
+    "Expired",
+    "AppEvent",
     "SlowConsumerPolicy",
     "QueueLimits",
     "Sent",
@@ -114,6 +137,7 @@ class Sent(enum.Enum):
     """What :meth:`SessionMachine.send` did with a message."""
 
     QUEUED = "queued"
+    DISPLACED = "displaced"  #: queued, after dropping older ones (policy drop-oldest)
     DROPPED = "dropped"  #: dropped by the slow-consumer policy
     CLOSED = "closed"  #: the session is closed (already, or now by the policy)
 
@@ -134,15 +158,84 @@ class Received:
     messages: list[str]
 
 
+class Cause(enum.Enum):
+    """Why a session closed: each is a row of :data:`ENDINGS`."""
+
+    SERVER = "server"  #: the application (or the server) closed it
+    CLIENT = "client"  #: the client's WebSocket close frame
+    INTERRUPTED = "interrupted"  #: its receiver vanished mid-stream (1002)
+    TIMED_OUT = "timed-out"  #: no receiver came back within ``disconnect_delay``
+    QUEUE_FULL = "queue-full"  #: slow consumer: a send overflowed the queue (4500)
+    STUCK_WRITE = "stuck-write"  #: slow consumer: a write outlived ``send_time_limit`` (4500)
+
+
 @dataclass(frozen=True, slots=True)
 class Closed:
     """The session closed: call ``on_close`` with this code and reason."""
 
     code: int
     reason: str
+    cause: Cause
 
 
-Event = Opened | Received | Closed
+@dataclass(frozen=True, slots=True)
+class Dropped:
+    """The slow-consumer policy threw away ``count`` queued or new messages."""
+
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class AbortReceiver:
+    """Cut the receiver off: its write is stuck and the session closed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Expired:
+    """No receiver came back within ``disconnect_delay``: forget the session."""
+
+
+#: What the application handler hears about.
+AppEvent = Opened | Received | Closed
+#: Everything :meth:`SessionMachine.events_received` returns.
+Event = Opened | Received | Closed | Dropped | AbortReceiver | Expired
+
+_Trigger = Literal["attach"] | Cause
+
+#: Every move of the lifecycle: (state, trigger) -> next state. A trigger not listed for
+#: a state leaves it as it is (a second close, an attach to a closed session).
+TRANSITIONS: dict[tuple[SessionState, _Trigger], SessionState] = {
+    (SessionState.NEW, "attach"): SessionState.OPEN,
+    **{(SessionState.NEW, cause): SessionState.CLOSED for cause in Cause},
+    **{(SessionState.OPEN, cause): SessionState.CLOSED for cause in Cause},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Ending:
+    """How one :class:`Cause` closes a session (a row of :data:`ENDINGS`)."""
+
+    #: The close it stores and reports; None: the code and reason the caller gave.
+    close: Close | None
+    #: Messages still queued go out before the close frame (else they are discarded).
+    flush_queued: bool
+    #: Frames already made stay and the ``c[...]`` frame follows them (else both are
+    #: cleared: nobody is there to read them, or the client said goodbye itself).
+    goodbye: bool
+    #: A slow-consumer close: discarded messages count as :class:`Dropped`, and a receiver
+    #: in the middle of a write is cut off (:class:`AbortReceiver`).
+    slow_consumer: bool
+
+
+#: One row per cause.
+ENDINGS: dict[Cause, Ending] = {
+    Cause.SERVER: Ending(None, flush_queued=True, goodbye=True, slow_consumer=False),
+    Cause.CLIENT: Ending(None, flush_queued=False, goodbye=False, slow_consumer=False),
+    Cause.INTERRUPTED: Ending(INTERRUPTED, flush_queued=False, goodbye=False, slow_consumer=False),
+    Cause.TIMED_OUT: Ending(TIMED_OUT, flush_queued=False, goodbye=False, slow_consumer=False),
+    Cause.QUEUE_FULL: Ending(SLOW_CONSUMER, flush_queued=False, goodbye=True, slow_consumer=True),
+    Cause.STUCK_WRITE: Ending(SLOW_CONSUMER, flush_queued=False, goodbye=False, slow_consumer=True),
+}
 
 
 class SessionMachine:
@@ -154,9 +247,7 @@ class SessionMachine:
         "raw",
         "close_frame",
         "closed_with",
-        "stalled",
-        "drops",
-        "abort_receiver",
+        "_stalled",
         "_heartbeat_delay",
         "_disconnect_delay",
         "_limits",
@@ -185,12 +276,7 @@ class SessionMachine:
         self.close_frame: str | None = None
         #: Why the session closed (code and reason), once it has.
         self.closed_with: Close | None = None
-        #: A write has been stuck for ``send_time_limit`` seconds.
-        self.stalled = False
-        #: Messages dropped by the slow-consumer policy since the owner last reset this.
-        self.drops = 0
-        #: The receiver must be cut off (its writes are stuck and the session closed).
-        self.abort_receiver = False
+        self._stalled = False  # a write has been stuck for send_time_limit seconds
         self._heartbeat_delay = heartbeat_delay
         self._disconnect_delay = disconnect_delay
         self._limits = limits or QueueLimits()
@@ -215,7 +301,7 @@ class SessionMachine:
         self.attached = True
         self._last_output = now
         if self.state is SessionState.NEW:
-            self.state = SessionState.OPEN
+            self.state = TRANSITIONS[self.state, "attach"]
             if not self.raw:
                 self._frames.append(OPEN)
             self._events.append(Opened())
@@ -229,11 +315,11 @@ class SessionMachine:
     def interrupt(self, now: float) -> None:
         """The receiver went away before the server ended it: close with 1002."""
         self.detach(now)
-        self._close(INTERRUPTED, queue_frame=False)
+        self._close(Cause.INTERRUPTED)
 
     # -- traffic -----------------------------------------------------------------------
 
-    def receive(self, messages: list[str]) -> None:
+    def receive_data(self, messages: list[str]) -> None:
         """The client sent ``messages``; ignored unless the session is open."""
         if self.state is SessionState.OPEN and messages:
             self._events.append(Received(messages))
@@ -247,25 +333,30 @@ class SessionMachine:
         limits = self._limits
         pending = self._pending
         if (
-            self.stalled
+            self._stalled
             or len(pending) >= limits.max_messages
             or self._pending_bytes + size > limits.max_bytes
         ):
             policy = limits.policy
             if policy is SlowConsumerPolicy.CLOSE:
-                # A receiver in the middle of a write may never finish it: cut it off.
-                self.abort_receiver = self._writing_since is not None
-                self._close(SLOW_CONSUMER, queue_frame=True, discard_pending=True)
+                self._close(Cause.QUEUE_FULL)
                 return Sent.CLOSED
             if policy is SlowConsumerPolicy.DROP_NEWEST or size > limits.max_bytes:
-                self.drops += 1
+                self._events.append(Dropped(1))
                 return Sent.DROPPED
-            keep = 0 if self.stalled else limits.max_messages - 1
+            keep = 0 if self._stalled else limits.max_messages - 1
+            dropped = 0
             while pending and (
                 len(pending) > keep or self._pending_bytes + size > limits.max_bytes
             ):
                 self._pending_bytes -= _size(pending.pop(0))
-                self.drops += 1
+                dropped += 1
+            pending.append(quoted)
+            self._pending_bytes += size
+            if dropped:
+                self._events.append(Dropped(dropped))
+                return Sent.DISPLACED
+            return Sent.QUEUED
         pending.append(quoted)
         self._pending_bytes += size
         return Sent.QUEUED
@@ -277,32 +368,42 @@ class SessionMachine:
 
     def close(self, code: int, reason: str) -> None:
         """The server closes the session; queued messages go out before the close frame."""
-        self._close(Close(code, reason), queue_frame=True)
+        self._close(Cause.SERVER, Close(code, reason))
 
     def client_closed(self, code: int, reason: str) -> None:
         """The client ended the session (a WebSocket close); nothing more is sent."""
-        self._close(Close(code, reason), queue_frame=False)
+        self._close(Cause.CLIENT, Close(code, reason))
 
-    def _close(self, frame: Close, *, queue_frame: bool, discard_pending: bool = False) -> None:
-        if self.state is SessionState.CLOSED:
+    def _close(self, cause: Cause, given: Close | None = None) -> None:
+        """Close for ``cause``, as its row of :data:`ENDINGS` says (``given``: the code
+        and reason of a server or client close)."""
+        was = self.state
+        after = TRANSITIONS.get((was, cause), was)
+        if after is was:
             return
-        was_open = self.state is SessionState.OPEN
-        self.state = SessionState.CLOSED
+        self.state = after
+        ending = ENDINGS[cause]
+        frame = given if given is not None else ending.close
+        if frame is None:
+            raise TypeError(f"a {cause.value} close needs a code and a reason")
         self.closed_with = frame
         self.close_frame = encode(frame)
-        if discard_pending or not queue_frame:
-            self.drops += len(self._pending) if discard_pending else 0
+        if not ending.flush_queued:
+            if ending.slow_consumer and self._pending:
+                self._events.append(Dropped(len(self._pending)))
             self._pending = []
             self._pending_bytes = 0
-        if not queue_frame:
-            self._frames.clear()
-        elif self.raw:
+        if ending.goodbye:
             self._flush_pending()
+            if not self.raw:
+                self._frames.append(self.close_frame)
         else:
-            self._flush_pending()
-            self._frames.append(self.close_frame)
-        if was_open:
-            self._events.append(Closed(frame.code, frame.reason))
+            self._frames.clear()
+        if was is SessionState.OPEN:
+            self._events.append(Closed(frame.code, frame.reason, cause))
+        if ending.slow_consumer and self._writing_since is not None:
+            # A receiver in the middle of a write may never finish it: cut it off.
+            self._events.append(AbortReceiver())
 
     def _flush_pending(self) -> None:
         if self._pending:
@@ -313,9 +414,10 @@ class SessionMachine:
             self._pending = []
             self._pending_bytes = 0
 
-    def bypass(self, now: float) -> bool:
-        """Whether a frame may go to the wire at once, skipping the queue: the session is
-        open, attached and has nothing waiting. If so it counts as output at ``now``."""
+    def claim_direct_write(self, now: float) -> bool:
+        """Claim the wire for one frame that skips the queue, if the session is open,
+        attached and has nothing waiting; the claim counts as output at ``now`` (the
+        heartbeat clock restarts). Returns whether the claim was granted."""
         if (
             self.state is SessionState.OPEN
             and self.attached
@@ -334,15 +436,15 @@ class SessionMachine:
     def end_write(self) -> None:
         """The write finished: the client is reading again."""
         self._writing_since = None
-        self.stalled = False
+        self._stalled = False
 
     # -- outputs -----------------------------------------------------------------------
 
     def has_frames(self) -> bool:
-        """Whether :meth:`take_frames` would return anything."""
+        """Whether :meth:`data_to_send` would return anything."""
         return bool(self._frames or self._pending)
 
-    def take_frames(self, now: float, limit: int = 0) -> list[str]:
+    def data_to_send(self, now: float, limit: int = 0) -> list[str]:
         """Frames for the wire, oldest first; at most ``limit`` of them if it is > 0."""
         self._flush_pending()
         if not self._frames:
@@ -360,8 +462,12 @@ class SessionMachine:
         """True once the session is closed and its close frame has been taken."""
         return self.state is SessionState.CLOSED and not self._frames
 
-    def take_events(self) -> list[Event]:
-        """What the application handler must hear about, oldest first."""
+    #: The old name of :meth:`data_to_send`, still called by ``server/http.py`` until the
+    #: relay work on that file (issue 16) lands; remove it then.
+    take_frames = data_to_send
+
+    def events_received(self) -> list[Event]:
+        """What happened since the last call, oldest first (see the module docstring)."""
         events = self._events
         if events:
             self._events = []
@@ -376,39 +482,36 @@ class SessionMachine:
             if self.state is SessionState.OPEN:
                 if not self.raw:
                     deadline = self._last_output + self._heartbeat_delay
-                if self._writing_since is not None and not self.stalled:
+                if self._writing_since is not None and not self._stalled:
                     deadline = min(deadline, self._writing_since + self._limits.send_time_limit)
             return deadline
         return self._detached_at + self._disconnect_delay
 
-    def timer_fired(self, now: float) -> bool:
-        """Advance the clocks to ``now``.
-
-        Returns:
-            True if the session has expired and must be forgotten.
-        """
+    def timer_fired(self, now: float) -> None:
+        """Advance the clocks to ``now``: a heartbeat frame, a stuck write found, or the
+        session expired (:class:`Expired`, then its close) may follow, as frames and
+        events to pull like any other."""
         if self.attached:
             if self.state is not SessionState.OPEN:
-                return False
+                return
             since = self._writing_since
             if (
                 since is not None
-                and not self.stalled
+                and not self._stalled
                 and now >= since + self._limits.send_time_limit
             ):
-                self.stalled = True
+                self._stalled = True
                 if self._limits.policy is SlowConsumerPolicy.CLOSE:
-                    self.abort_receiver = True
-                    self._close(SLOW_CONSUMER, queue_frame=False, discard_pending=True)
-                    return False
+                    self._close(Cause.STUCK_WRITE)
+                    return
             if not self.raw and now >= self._last_output + self._heartbeat_delay:
                 # Frames still waiting (a receiver stuck in a write) count as output, so
                 # the deadline moves on instead of firing again at once.
                 self._last_output = now
                 if not self.has_frames():
                     self._frames.append(HEARTBEAT)
-            return False
+            return
         if now < self._detached_at + self._disconnect_delay:
-            return False
-        self._close(TIMED_OUT, queue_frame=False)
-        return True
+            return
+        self._events.append(Expired())
+        self._close(Cause.TIMED_OUT)

@@ -53,10 +53,13 @@ from ..protocol.escaping import quote
 from ..protocol.frames import encode_message
 from ..protocol.rfc6455 import text_frame
 from ..protocol.state import (
-    SLOW_CONSUMER,
-    TIMED_OUT,
+    AbortReceiver,
     Attach,
+    Cause,
     Closed,
+    Dropped,
+    Event,
+    Expired,
     Opened,
     QueueLimits,
     Sent,
@@ -212,14 +215,14 @@ class SessionRegistry:
 
     def take_waiting(self, session: Session) -> list[str]:
         """A poll's answer, if one is waiting: the oldest frame of an open session that no
-        receiver holds, taken as :meth:`attach`, ``take_frames(limit=1)`` and
+        receiver holds, taken as :meth:`attach`, ``data_to_send(limit=1)`` and
         :meth:`detach` would take it, without their bookkeeping. Else ``[]``, and the poll
         attaches as usual. (Under load most polls find their frame waiting.)"""
         machine = session.machine
         if machine.state is not SessionState.OPEN or machine.attached or not machine.has_frames():
             return []
         now = self._now()
-        frames = machine.take_frames(now, limit=1)
+        frames = machine.data_to_send(now, limit=1)
         machine.detach(now)
         if session in self._live:
             self._arm(session)
@@ -349,7 +352,7 @@ class SessionRegistry:
         if (
             receiver is not None
             and receiver.frames_direct
-            and machine.bypass((self._loop or asyncio.get_running_loop()).time())
+            and machine.claim_direct_write((self._loop or asyncio.get_running_loop()).time())
             and receiver.write_direct(text_frame(wire if machine.raw else encode_message(wire)))
         ):
             self.stats.messages_out += 1
@@ -361,11 +364,14 @@ class SessionRegistry:
         outcome = machine.send(wire)
         if outcome is Sent.QUEUED:
             self.stats.messages_out += 1
-        if machine.drops or outcome is not Sent.QUEUED:
-            self._after(session)
-        elif session.receiver is not None:
-            session.receiver.wake()
-        return outcome is Sent.QUEUED
+            if session.receiver is not None:
+                session.receiver.wake()
+            return True
+        self._after(session)  # events to read: drops, or the close
+        if outcome is Sent.DISPLACED:
+            self.stats.messages_out += 1
+            return True
+        return False
 
     def close(self, session: Session, code: int, reason: str) -> None:
         """The server closes ``session`` with a close frame."""
@@ -396,7 +402,7 @@ class SessionRegistry:
             if machine.state is not SessionState.OPEN:
                 continue
             receiver = session.receiver
-            if receiver is not None and machine.bypass(now):
+            if receiver is not None and machine.claim_direct_write(now):
                 if machine.raw:
                     raw_frame = raw_frame or text_frame(message)
                     frame = raw_frame
@@ -434,40 +440,60 @@ class SessionRegistry:
         """Follow a change to ``session``. ``eager``: the change came from the network or
         a timer, not from application code, so new hooks may start in this very step."""
         machine = session.machine
-        stats = self.stats
-        if machine.drops:
-            stats.slow_consumer_drops += machine.drops
-            logs.slow_consumer_dropped(session, machine.drops, machine.queued_bytes)
-            machine.drops = 0
-        events = machine.take_events()
+        abort = False
+        events = machine.events_received()
         if events:
-            for event in events:
-                if isinstance(event, Opened):
-                    stats.opened[session.info.transport] += 1
-                elif isinstance(event, Closed):
-                    stats.closed[session.info.transport] += 1
-                    if machine.closed_with is SLOW_CONSUMER:
-                        stats.slow_consumer_closes += 1
-                        logs.slow_consumer_closed(session, stalled=machine.stalled)
-                    elif machine.closed_with is TIMED_OUT:
-                        stats.session_timeouts += 1
-                    if session._space is not None and not session._space.done():
-                        session._space.set_result(None)
-            session._inbox.extend(events)
-            if not session._consuming:
-                self._start(session, None, 0, eager=eager)
-            elif (waiting := session._wakeup) is not None:
-                session._wakeup = None
-                waiting.set_result(None)
+            hooks, abort = self._read_events(session, events)
+            if hooks:
+                session._inbox.extend(hooks)
+                if not session._consuming:
+                    self._start(session, None, 0, eager=eager)
+                elif (waiting := session._wakeup) is not None:
+                    session._wakeup = None
+                    waiting.set_result(None)
         receiver = session.receiver
         if receiver is not None:
-            if machine.abort_receiver:
-                machine.abort_receiver = False
+            if abort:
                 receiver.abort()
             elif machine.has_frames() or machine.state is SessionState.CLOSED:
                 receiver.wake()
         if session in self._live:
             self._arm(session)
+
+    def _read_events(self, session: Session, events: list[Event]) -> tuple[list[Event], bool]:
+        """Count, log and act on the machine's events; return those for the hooks, and
+        whether the receiver must be cut off. Drops are summed into one log line."""
+        stats = self.stats
+        hooks: list[Event] = []
+        abort = False
+        dropped = 0
+        slow: Cause | None = None
+        for event in events:
+            if isinstance(event, Dropped):
+                dropped += event.count
+            elif isinstance(event, AbortReceiver):
+                abort = True
+            elif isinstance(event, Expired):
+                self.forget(session)
+            else:
+                hooks.append(event)
+                if isinstance(event, Opened):
+                    stats.opened[session.info.transport] += 1
+                elif isinstance(event, Closed):
+                    stats.closed[session.info.transport] += 1
+                    if event.cause is Cause.QUEUE_FULL or event.cause is Cause.STUCK_WRITE:
+                        slow = event.cause
+                    elif event.cause is Cause.TIMED_OUT:
+                        stats.session_timeouts += 1
+                    if session._space is not None and not session._space.done():
+                        session._space.set_result(None)
+        if dropped:
+            stats.slow_consumer_drops += dropped
+            logs.slow_consumer_dropped(session, dropped, session.machine.queued_bytes)
+        if slow is not None:
+            stats.slow_consumer_closes += 1
+            logs.slow_consumer_closed(session, stalled=slow is Cause.STUCK_WRITE)
+        return hooks, abort
 
     def _arm(self, session: Session) -> None:
         deadline = session.machine.next_deadline()
@@ -486,9 +512,8 @@ class SessionRegistry:
         session._timer = None
         if session not in self._live:
             return
-        if session.machine.timer_fired(self._now()):
-            self.forget(session)
-        self._after(session, eager=True)
+        session.machine.timer_fired(self._now())
+        self._after(session, eager=True)  # an Expired event forgets the session
 
     # -- hooks: one task at a time per session, in the session's own context ------------
 

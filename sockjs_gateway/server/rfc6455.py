@@ -276,7 +276,7 @@ class DirectWebSocket(asyncio.BufferedProtocol):
             return  # resume_writing() writes them
         if self._transport.is_closing():
             return
-        frames = machine.take_frames(self._loop.time())
+        frames = machine.data_to_send(self._loop.time())
         if frames:
             encode = text_frame if self._deflate is None else self._deflated
             self._write(encode(frames[0]) if len(frames) == 1 else b"".join(map(encode, frames)))

@@ -112,7 +112,7 @@ class WebSocketReceiver:
         loop = asyncio.get_running_loop()
         try:
             while not self._aborted:
-                frames = machine.take_frames(loop.time())
+                frames = machine.data_to_send(loop.time())
                 if not frames:
                     break
                 registry.begin_write(session)
