@@ -1,0 +1,150 @@
+"""SessionRegistry alone, on a real event loop with fake receivers and no sockets
+(tests/server/registry_harness.py): timers, 2010, close replay, handler backpressure,
+slow consumers and the direct-write path, each in a few lines.
+
+The same behaviours are tested end to end elsewhere (test_lifecycle.py,
+test_backpressure.py, test_slow_consumers.py); here a failure points at the registry."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from sockjs_gateway.protocol.rfc6455 import text_frame
+from sockjs_gateway.protocol.state import Attach, SessionState
+from sockjs_gateway.server.session import Session
+from tests.conftest import RecordingHandler
+from tests.server.registry_harness import FakeReceiver, Harness
+
+pytestmark = pytest.mark.asyncio
+
+#: Short, so a test waits for a timer a few milliseconds; never a timed assertion.
+DELAY = 0.02
+
+
+async def test_a_heartbeat_wakes_the_receiver_after_heartbeat_delay() -> None:
+    harness = Harness.make(heartbeat_delay=DELAY)
+    _, receiver = await harness.open()
+    woken = receiver.wakes
+    await receiver.until(lambda: receiver.wakes > woken)
+    assert receiver.take() == ["h"]
+
+
+async def test_a_session_without_a_receiver_expires_and_is_forgotten() -> None:
+    harness = Harness.make(disconnect_delay=DELAY)
+    session, _ = await harness.open()
+    harness.registry.detach(session)
+    (close,) = await harness.handler.wait_for("close")
+    assert close[2:] == (1000, "Session timed out")
+    assert len(harness.registry) == 0
+    assert harness.registry.get(session.id) is None
+    assert harness.registry.stats.session_timeouts == 1
+
+
+async def test_a_second_receiver_gets_2010_and_the_first_keeps_the_session() -> None:
+    harness = Harness.make()
+    session, first = await harness.open()
+    second = FakeReceiver(harness.registry, session, direct=False)
+    assert harness.registry.attach(session, second) is Attach.BUSY
+    assert session.receiver is first
+    session.send("still here")
+    assert first.take() == ['a["still here"]']
+
+
+async def test_a_closed_session_replays_its_close_frame_to_every_later_receiver() -> None:
+    harness = Harness.make()
+    session, _ = await harness.open()
+    harness.registry.detach(session)
+    session.send("last words")
+    session.close(3000, "Go away!")
+    receiver = harness.attach(session)  # the queued frames still reach one receiver
+    assert receiver.take() == ['a["last words"]', 'c[3000,"Go away!"]']
+    harness.registry.detach(session)
+    for _ in range(2):
+        late = FakeReceiver(harness.registry, session, direct=False)
+        assert harness.registry.attach(session, late) is Attach.GONE
+        assert session.machine.close_frame == 'c[3000,"Go away!"]'
+    await harness.handler.wait_for("close")
+
+
+async def test_a_full_handler_queue_holds_the_sender_until_the_handler_catches_up() -> None:
+    release = asyncio.Event()
+
+    class Slow(RecordingHandler):
+        async def on_message(self, session: Session, message: str) -> None:
+            await release.wait()
+            await super().on_message(session, message)
+
+    harness = Harness.make(Slow(), max_inbound_messages=2)
+    session, _ = await harness.open()
+    assert harness.registry.deliver_now(session, ["1"], 1) is None
+    space = harness.registry.deliver_now(session, ["2"], 1)
+    assert space is not None  # two wait for the handler: the reader must stop
+    await asyncio.sleep(0)
+    assert not space.done()
+    release.set()
+    await asyncio.wait_for(space, 5.0)
+    await harness.handler.wait_for("message", 2)
+    assert [event[2] for event in harness.handler.of_kind("message")] == ["1", "2"]
+
+
+async def test_a_write_stuck_past_send_time_limit_cuts_the_receiver_off() -> None:
+    harness = Harness.make(send_time_limit=DELAY)
+    session, receiver = await harness.open()
+    session.send("never read")
+    harness.registry.begin_write(session)
+    await receiver.until(lambda: receiver.aborted)
+    (close,) = await harness.handler.wait_for("close")
+    assert close[2:] == (4500, "Slow consumer")
+    assert session.state is SessionState.CLOSED
+    assert harness.registry.stats.slow_consumer_closes == 1
+    assert harness.registry.stats.slow_consumer_drops == 1
+
+
+async def test_a_full_outbound_queue_closes_the_session_with_4500() -> None:
+    harness = Harness.make(max_queued_messages=2)
+    session, receiver = await harness.open()
+    assert session.send("1")
+    assert session.send("2")
+    assert not session.send("3")
+    assert receiver.take() == ['c[4500,"Slow consumer"]']
+    assert not receiver.aborted  # no write was under way
+    assert harness.registry.stats.slow_consumer_drops == 2
+
+
+async def test_drop_oldest_keeps_the_freshest_messages_and_counts_the_rest() -> None:
+    harness = Harness.make(max_queued_messages=2, slow_consumer="drop-oldest")
+    session, receiver = await harness.open()
+    assert all(session.send(text) for text in ("1", "2", "3", "4"))
+    assert receiver.take() == ['a["3","4"]']
+    assert harness.registry.stats.slow_consumer_drops == 2
+    assert harness.registry.stats.messages_out == 4
+
+
+async def test_an_idle_websocket_gets_each_message_as_its_own_frame_at_once() -> None:
+    harness = Harness.make()
+    session, receiver = await harness.open(direct=True)
+    assert session.send("one")
+    assert receiver.written == [text_frame('a["one"]')]
+    assert harness.registry.broadcast("all") == 1
+    assert receiver.written[-1] == text_frame('a["all"]')
+    receiver.reading = False  # a paused socket refuses: the message queues instead
+    assert session.send("two")
+    assert receiver.take() == ['a["two"]']
+
+
+async def test_hooks_run_in_the_sessions_own_task() -> None:
+    tasks: list[asyncio.Task[object] | None] = []
+
+    class Where(RecordingHandler):
+        async def on_message(self, session: Session, message: str) -> None:
+            tasks.append(asyncio.current_task())
+            await super().on_message(session, message)
+
+    harness = Harness.make(Where())
+    session, _ = await harness.open()
+    harness.registry.deliver_now(session, ["a"], 1)
+    await harness.handler.wait_for("message")
+    assert tasks[0] is not None
+    assert tasks[0] is not asyncio.current_task()
