@@ -116,7 +116,7 @@ class StompHandler:
             return
         machine = connection.machine
         machine.receive_data(message, connection.loop.time())
-        while (event := machine.next_event()) is not None:
+        for event in machine.events_received():
             await self.broker.handle(connection.client, event)
         connection.flush()
 

@@ -8,8 +8,11 @@ Theory of operation
             │                                 │ reject()                 │ DISCONNECT, error,
             └──────────── error, timeout ─────┴──────────────────────────┴─ silence ──▶ CLOSED
 
-The owner feeds what the client sent (:meth:`StompMachine.receive_data`), then pulls
-:meth:`StompMachine.next_event` until it returns None. The machine answers what it can
+The owner feeds what the client sent (:meth:`StompMachine.receive_data`), then iterates
+:meth:`StompMachine.events_received` (the verbs of
+:class:`~sockjs_gateway.protocol.state.SessionMachine` too). The iterator is lazy: each
+frame is decoded when the owner has handled the event before it, so a failure or an
+authentication in progress stops it where it stands. The machine answers what it can
 alone (heart-beats, BEGIN/ABORT, frames buffered in a transaction, DISCONNECT, protocol
 errors) and hands out the rest as events (:mod:`.events`): :class:`ConnectRequest`,
 :class:`Subscribe`, :class:`Unsubscribe`, :class:`Send`, :class:`Ack`, :class:`Nack`.
@@ -34,7 +37,7 @@ from __future__ import annotations
 import enum
 import math
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 
 from ..exceptions import LocalProtocolError
@@ -127,7 +130,13 @@ class StompMachine:
         except StompError as error:
             self.fail_with(error)
 
-    def next_event(self) -> Event | None:
+    def events_received(self) -> Iterator[Event]:
+        """What the owner must handle, one event at a time, until more data is needed (or
+        the connection waits for :meth:`accept`, or has closed)."""
+        while (event := self._next_event()) is not None:
+            yield event
+
+    def _next_event(self) -> Event | None:
         """The next thing the owner must handle, or None until more data arrives."""
         while self.state is not ConnectionState.CLOSED:
             if self._ready:

@@ -38,10 +38,7 @@ class Peer:
         if now is not None:
             self.now = now
         self.machine.receive_data(data, self.now)
-        events = []
-        while (event := self.machine.next_event()) is not None:
-            events.append(event)
-        return events
+        return list(self.machine.events_received())
 
     def frames(self) -> list[Frame]:
         """Frames the machine has for the client now (heart-beats are counted apart)."""
