@@ -46,7 +46,16 @@ from ..handler import check_hook
 from ..info import ConnectionInfo
 from ..logs import refusal
 from .errors import LimitExceeded, NotAuthorized, StompError
-from .events import Ack, ConnectRequest, Event, Nack, Send, Subscribe, Unsubscribe
+from .events import (
+    Ack,
+    Acknowledgement,
+    ConnectRequest,
+    Event,
+    Nack,
+    Send,
+    Subscribe,
+    Unsubscribe,
+)
 from .messages import RESERVED_HEADERS, AppMessage, Headers, MessageHandler, Payload
 from .options import StompOptions
 from .protocol import ConnectionState, StompMachine
@@ -340,7 +349,7 @@ class Broker:
             client.user,
         )
 
-    def _ack(self, client: Client, event: Ack | Nack) -> None:
+    def _ack(self, client: Client, event: Acknowledgement) -> None:
         sub = client.ack_index.get(event.id)
         if sub is None or event.id not in sub.unacked:
             return  # already acknowledged (cumulatively) or never ours: nothing to do

@@ -12,7 +12,16 @@ from dataclasses import dataclass
 
 from .frames import Frame
 
-__all__ = ["ConnectRequest", "Subscribe", "Unsubscribe", "Send", "Ack", "Nack", "Event"]
+__all__ = [
+    "ConnectRequest",
+    "Subscribe",
+    "Unsubscribe",
+    "Send",
+    "Acknowledgement",
+    "Ack",
+    "Nack",
+    "Event",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,19 +65,22 @@ class Send:
 
 
 @dataclass(frozen=True, slots=True)
-class Ack:
-    """ACK of the message whose ``ack`` (1.2) or ``message-id`` (1.0/1.1) header is ``id``."""
+class Acknowledgement:
+    """ACK or NACK of the message whose ``ack`` (1.2) or ``message-id`` (1.0/1.1) header is
+    ``id``: the two carry the same fields, so they share them here."""
 
     id: str
     receipt: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class Nack:
-    """NACK of the message whose ``ack`` (1.2) or ``message-id`` (1.0/1.1) header is ``id``."""
+class Ack(Acknowledgement):
+    """ACK: the message was handled."""
 
-    id: str
-    receipt: str | None = None
+
+@dataclass(frozen=True, slots=True)
+class Nack(Acknowledgement):
+    """NACK: the message was not handled (a queue redelivers it)."""
 
 
 Event = ConnectRequest | Subscribe | Unsubscribe | Send | Ack | Nack
