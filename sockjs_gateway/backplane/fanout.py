@@ -3,7 +3,8 @@
 Delivery walks a snapshot of a channel's subscribers, so a callback may subscribe or
 unsubscribe (itself or others) while a message is being delivered (the bug of aio-libs
 sockjs #218 was iterating a live dict). A callback that raises is a local bug: it is
-logged and counted, and the other subscribers still get the message.
+logged and counted, and the other subscribers still get the message. :class:`LocalNode`
+holds the members of the interface every backend writes the same way on top of it.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Collection
 
-from .base import BackplaneStats, Deliver
+from .base import BackplaneState, BackplaneStats, Deliver, Subscription
 
-__all__ = ["Fanout"]
+__all__ = ["Fanout", "LocalNode"]
 
 log = logging.getLogger("sockjs_gateway.backplane")
 
@@ -93,3 +94,30 @@ class Fanout:
             for handle in handles:
                 handle._fanout = None
         self._by_channel.clear()
+
+
+class LocalNode:
+    """What every backend's node shares: its id, its state and its local subscribers.
+
+    A backend sets ``_node_id``, ``_state`` and ``_fanout`` in its ``__init__``; these
+    members of the :class:`~.base.Backplane` interface are then written once, here.
+    """
+
+    _node_id: str
+    _state: BackplaneState
+    _fanout: Fanout
+
+    @property
+    def node_id(self) -> str:
+        return self._node_id
+
+    @property
+    def state(self) -> BackplaneState:
+        return self._state
+
+    @property
+    def up(self) -> bool:
+        return self._state is BackplaneState.UP
+
+    def subscribe(self, channel: str, deliver: Deliver) -> Subscription:
+        return self._fanout.add(channel, deliver)

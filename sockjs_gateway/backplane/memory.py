@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import secrets
 
-from .base import BackplaneState, BackplaneStats, BackplaneUnavailable, Deliver, Subscription
-from .fanout import Fanout
+from .base import BackplaneState, BackplaneStats, BackplaneUnavailable
+from .fanout import Fanout, LocalNode
 
 __all__ = ["MemoryBackplane", "MemoryHub"]
 
@@ -27,7 +27,7 @@ class MemoryHub:
         self.nodes: list[MemoryBackplane] = []
 
 
-class MemoryBackplane:
+class MemoryBackplane(LocalNode):
     """A node of an in-process cluster (see the module docstring).
 
     Args:
@@ -46,18 +46,6 @@ class MemoryBackplane:
         self._fanout = Fanout(self.stats)
 
     @property
-    def node_id(self) -> str:
-        return self._node_id
-
-    @property
-    def state(self) -> BackplaneState:
-        return self._state
-
-    @property
-    def up(self) -> bool:
-        return self._state is BackplaneState.UP
-
-    @property
     def pending(self) -> int:
         return 0
 
@@ -71,9 +59,6 @@ class MemoryBackplane:
             if node is not self and node._state is BackplaneState.UP:
                 node.stats.received += 1
                 node._fanout.deliver(channel, payload)
-
-    def subscribe(self, channel: str, deliver: Deliver) -> Subscription:
-        return self._fanout.add(channel, deliver)
 
     async def start(self) -> None:
         return None

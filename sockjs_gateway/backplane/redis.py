@@ -37,8 +37,8 @@ import secrets
 from redis.exceptions import RedisError
 from yarl import URL
 
-from .base import BackplaneState, BackplaneStats, BackplaneUnavailable, Deliver, Subscription
-from .fanout import Fanout
+from .base import BackplaneState, BackplaneStats, BackplaneUnavailable
+from .fanout import Fanout, LocalNode
 from .outbox import Outbox, backoff_delay
 from .redis_link import RedisLink
 
@@ -49,7 +49,7 @@ log = logging.getLogger("sockjs_gateway.backplane")
 _EXPECTED = (RedisError, OSError, TimeoutError, BackplaneUnavailable)
 
 
-class RedisBackplane:
+class RedisBackplane(LocalNode):
     """A node of a cluster whose bus is a Redis server (see the module docstring).
 
     Args:
@@ -119,18 +119,6 @@ class RedisBackplane:
     # -- the Backplane interface ---------------------------------------------------------
 
     @property
-    def node_id(self) -> str:
-        return self._node_id
-
-    @property
-    def state(self) -> BackplaneState:
-        return self._state
-
-    @property
-    def up(self) -> bool:
-        return self._state is BackplaneState.UP
-
-    @property
     def pending(self) -> int:
         return len(self._outbox)
 
@@ -143,9 +131,6 @@ class RedisBackplane:
         if dropped:
             self.stats.dropped["overflow"] += dropped
         self._link.wake()
-
-    def subscribe(self, channel: str, deliver: Deliver) -> Subscription:
-        return self._fanout.add(channel, deliver)
 
     async def start(self) -> None:
         if self._state is BackplaneState.CLOSED:
