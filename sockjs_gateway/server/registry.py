@@ -74,6 +74,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SessionRegistry",
+    "rearm",
     "EndpointStats",
     "HANDLER_ERROR",
     "GOING_AWAY",
@@ -125,6 +126,28 @@ class EndpointStats:
         self.handler_errors = 0
         # by reason: host, origin, auth, capacity, body_timeout
         self.refused: Counter[str] = Counter()
+
+
+def rearm(
+    loop: asyncio.AbstractEventLoop,
+    timer: asyncio.TimerHandle | None,
+    deadline: float,
+    callback: Callable[..., object],
+    *args: Any,
+) -> asyncio.TimerHandle | None:
+    """The one timer to hold for ``deadline``: a timer is only ever moved earlier.
+
+    ``timer`` itself when it fires no later than ``deadline`` (or there is no deadline,
+    ``inf``): a firing that finds nothing due re-arms for the real deadline, so pushing a
+    deadline later (every frame sent moves the heartbeat) costs no timer work. Else a new
+    ``loop.call_at(deadline, callback, *args)``, with ``timer`` cancelled. Sessions here
+    and STOMP connections (``stomp/app.py``) both keep their clock this way.
+    """
+    if math.isinf(deadline) or (timer is not None and timer.when() <= deadline):
+        return timer
+    if timer is not None:
+        timer.cancel()
+    return loop.call_at(deadline, callback, *args)
 
 
 class SessionRegistry:
@@ -496,17 +519,9 @@ class SessionRegistry:
         return hooks, abort
 
     def _arm(self, session: Session) -> None:
-        deadline = session.machine.next_deadline()
-        if math.isinf(deadline):
-            return
-        timer = session._timer
-        if timer is not None:
-            if session._timer_when <= deadline:
-                return  # fires earlier; _on_timer re-arms for the real deadline
-            timer.cancel()
         loop = self._loop or asyncio.get_running_loop()
-        session._timer = loop.call_at(deadline, self._on_timer, session)
-        session._timer_when = deadline
+        deadline = session.machine.next_deadline()
+        session._timer = rearm(loop, session._timer, deadline, self._on_timer, session)
 
     def _on_timer(self, session: Session) -> None:
         session._timer = None

@@ -50,7 +50,6 @@ class Session:
         "receiver",
         "_registry",
         "_timer",
-        "_timer_when",
         "_inbox",
         "_inbound",
         "_inbound_bytes",
@@ -82,7 +81,6 @@ class Session:
         self.receiver: Receiver | None = None
         self._registry = registry
         self._timer: asyncio.TimerHandle | None = None
-        self._timer_when = 0.0
         # Opened/Closed events and message batches for the handler, oldest first (a list:
         # an empty deque costs ~600 bytes per session).
         self._inbox: list[object] = []

@@ -10,10 +10,10 @@ that sends the machine's output and closes the session once the machine has clos
 from __future__ import annotations
 
 import asyncio
-import math
 import secrets
 
 from ..logs import refusal
+from ..server.registry import rearm
 from ..server.session import Session
 from .broker import Broker, Client
 from .protocol import StompMachine
@@ -36,7 +36,6 @@ class _Connection:
         "client",
         "loop",
         "_timer",
-        "_timer_when",
         "_closing",
     )
 
@@ -47,7 +46,6 @@ class _Connection:
         self.machine = StompMachine(loop.time(), secrets.token_urlsafe(12), broker.options)
         self.client: Client = broker.attach(self.machine, self.flush, session.info)
         self._timer: asyncio.TimerHandle | None = None
-        self._timer_when = math.inf
         self._closing = False
 
     def flush(self) -> None:
@@ -74,16 +72,10 @@ class _Connection:
         self._arm()
 
     def _arm(self) -> None:
-        deadline = self.machine.next_deadline()
-        if math.isinf(deadline) or (self._timer is not None and self._timer_when <= deadline):
-            return  # none needed, or one fires earlier and re-arms then
-        self.cancel()
-        self._timer = self.loop.call_at(deadline, self._fired)
-        self._timer_when = deadline
+        self._timer = rearm(self.loop, self._timer, self.machine.next_deadline(), self._fired)
 
     def _fired(self) -> None:
         self._timer = None
-        self._timer_when = math.inf
         self.machine.timer_fired(self.loop.time())
         self.flush()
 
@@ -91,7 +83,6 @@ class _Connection:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-            self._timer_when = math.inf
 
 
 class StompHandler:
