@@ -13,8 +13,7 @@ from aiohttp import WSMsgType, web
 
 from sockjs_gateway.logs import refusal
 from tests.conftest import MakeEndpoint, RecordingHandler
-
-TIMEOUT = 5.0
+from tests.helpers import TIMEOUT
 
 
 @pytest.fixture(autouse=True)

@@ -12,8 +12,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from sockjs_gateway import Session, SockJSOptions, add_endpoint, add_metrics_route
 from tests.conftest import RecordingHandler
+from tests.helpers import TIMEOUT
 
-TIMEOUT = 5.0
 Client = TestClient[web.Request, web.Application]
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 

@@ -23,6 +23,7 @@ from sockjs_gateway.protocol.state import Attach
 from sockjs_gateway.server.registry import SessionRegistry
 from sockjs_gateway.server.session import Session
 from tests.conftest import RecordingHandler
+from tests.helpers import TIMEOUT
 
 if TYPE_CHECKING:
     from sockjs_gateway.server.endpoint import Endpoint
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 __all__ = ["FakeReceiver", "Harness"]
 
 #: Bound on every wait here, far above the short delays the tests configure.
-TIMEOUT = 5.0
 
 
 class FakeReceiver:

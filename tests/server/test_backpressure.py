@@ -9,15 +9,14 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 from aiohttp import ClientResponse, WSMsgType, web
 from aiohttp.test_utils import TestClient
 
 from sockjs_gateway import Session, run_blocking
 from tests.conftest import MakeEndpoint, RecordingHandler
+from tests.helpers import TIMEOUT, wait_until
 
-TIMEOUT = 5.0
 Client = TestClient[web.Request, web.Application]
 XHR_PRELUDE = b"h" * 2048 + b"\n"
 
@@ -68,13 +67,6 @@ async def polled_messages(client: Client, session_id: str, count: int) -> list[s
 
 async def read_line(response: ClientResponse) -> bytes:
     return await asyncio.wait_for(response.content.readline(), TIMEOUT)
-
-
-async def wait_until(predicate: Any, timeout: float = TIMEOUT) -> None:
-    async with asyncio.timeout(timeout):
-        # Waiting requests leave no event to wait on; poll the session's bookkeeping.
-        while not predicate():  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
 
 
 # -- a bounded inbound queue -------------------------------------------------------------

@@ -15,8 +15,8 @@ from aiohttp.test_utils import TestClient
 from sockjs_gateway.logs import refusal
 from sockjs_gateway.server.http import BODY_TOO_SLOW
 from tests.conftest import MakeEndpoint, RecordingHandler
+from tests.helpers import TIMEOUT
 
-TIMEOUT = 5.0
 BODY_TIMEOUT = 0.3
 
 

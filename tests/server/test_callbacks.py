@@ -8,8 +8,8 @@ import asyncio
 import pytest
 
 from tests.conftest import MakeEndpoint
+from tests.helpers import TIMEOUT
 
-TIMEOUT = 5.0
 SCRIPT_TRANSPORTS = ["htmlfile", "jsonp"]
 
 

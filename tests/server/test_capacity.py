@@ -19,9 +19,9 @@ from aiohttp import WSMsgType, WSServerHandshakeError, web
 from aiohttp.test_utils import TestClient
 
 from tests.conftest import MakeEndpoint, RecordingHandler
+from tests.helpers import TIMEOUT, wait_until
 from tests.wsframes import TEXT, client_frame
 
-TIMEOUT = 5.0
 Client = TestClient[web.Request, web.Application]
 
 
@@ -29,13 +29,6 @@ async def status_of(client: Client, method: str, path: str, data: Any = None) ->
     async with asyncio.timeout(TIMEOUT):
         response = await client.request(method, path, data=data)
         return response.status, await response.text()
-
-
-async def wait_until(predicate: Any, timeout: float = TIMEOUT) -> None:
-    async with asyncio.timeout(timeout):
-        # The registry has no event for "session forgotten"; poll it.
-        while not predicate():  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
 
 
 # -- session ids ----------------------------------------------------------------------------

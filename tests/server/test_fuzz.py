@@ -28,8 +28,8 @@ from hypothesis import strategies as st
 
 from sockjs_gateway import Endpoint, Session
 from tests.conftest import MakeEndpoint, RecordingHandler
+from tests.helpers import TIMEOUT
 
-TIMEOUT = 5.0
 MAX = 1024  # max_message_bytes of the fuzzed server
 Client = TestClient[web.Request, web.Application]
 if TYPE_CHECKING:

@@ -33,10 +33,10 @@ from aiohttp.test_utils import TestClient
 
 from sockjs_gateway import Session, SockJSOptions, add_endpoint
 from sockjs_gateway.stomp import AppMessage, Broker, ConnectRequest, StompHandler
+from tests.helpers import TIMEOUT
 from tests.sockjs_clients import TRANSPORTS, SockJSClient
 from tests.stomp.helpers import wire
 
-TIMEOUT = 5.0
 Client = TestClient[web.Request, web.Application]
 
 #: Set by ``on_open`` to the session's id; hooks report what they see.

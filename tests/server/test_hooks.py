@@ -14,8 +14,8 @@ from aiohttp.test_utils import TestClient
 
 from sockjs_gateway import Session
 from tests.conftest import MakeEndpoint, RecordingHandler
+from tests.helpers import TIMEOUT
 
-TIMEOUT = 5.0
 Client = TestClient[web.Request, web.Application]
 
 

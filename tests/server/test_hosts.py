@@ -15,8 +15,8 @@ from aiohttp.test_utils import TestClient
 from sockjs_gateway import add_endpoint
 from sockjs_gateway.logs import refusal
 from tests.conftest import MakeEndpoint, RecordingHandler
+from tests.helpers import TIMEOUT
 
-TIMEOUT = 5.0
 Client = TestClient[web.Request, web.Application]
 REBIND = "rebind.evil.com"
 

@@ -8,10 +8,9 @@ import json
 import pytest
 
 from tests.conftest import MakeEndpoint, RecordingHandler
+from tests.helpers import NO_CACHE, TIMEOUT
 
-TIMEOUT = 5.0
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
-NO_CACHE = "no-store, no-cache, no-transform, must-revalidate, max-age=0"
 
 
 def frame_of(body: str, callback: str = "cb") -> str:

@@ -5,24 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
 
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
 
 from sockjs_gateway import Endpoint, Session, SessionState
 from tests.conftest import MakeEndpoint, RecordingHandler, library_tasks
+from tests.helpers import wait_until
 
 Client = TestClient[web.Request, web.Application]
 XHR_PRELUDE = b"h" * 2048 + b"\n"
-
-
-async def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Poll ``predicate`` until it holds (bounded)."""
-    async with asyncio.timeout(timeout):
-        # The registry offers no event for "session forgotten"; polling is the only way.
-        while not predicate():  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
 
 
 async def poll(client: Client, session_id: str, timeout: float = 5.0) -> str:

@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import MakeEndpoint, RecordingHandler
+from tests.helpers import TIMEOUT
 
-TIMEOUT = 5.0
 Client = TestClient[web.Request, web.Application]
 
 

@@ -16,8 +16,7 @@ from sockjs_gateway import Session, SockJSOptions, add_endpoint
 from sockjs_gateway.compat import aiosockjs
 from sockjs_gateway.stomp import AppMessage, Broker
 from tests.conftest import MakeEndpoint
-
-TIMEOUT = 5.0
+from tests.helpers import TIMEOUT
 
 
 class Echo:

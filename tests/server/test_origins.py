@@ -13,8 +13,8 @@ from aiohttp.test_utils import TestClient
 
 from sockjs_gateway import Endpoint, add_endpoint
 from tests.conftest import MakeEndpoint, RecordingHandler
+from tests.helpers import TIMEOUT
 
-TIMEOUT = 5.0
 Client = TestClient[web.Request, web.Application]
 FOREIGN = "http://evil.example.net"
 FORBIDDEN = "Origin not allowed."

@@ -15,8 +15,8 @@ from aiohttp.test_utils import BaseTestServer, TestClient, TestServer
 
 from sockjs_gateway import Endpoint, Session, SockJSOptions, add_endpoint, drain
 from tests.conftest import RecordingHandler, library_tasks
+from tests.helpers import TIMEOUT
 
-TIMEOUT = 5.0
 Client = TestClient[web.Request, web.Application]
 GOING_AWAY = 'c[1001,"Going away"]'
 

@@ -22,9 +22,9 @@ from aiohttp.test_utils import BaseTestServer, TestClient, TestServer
 
 from sockjs_gateway import Endpoint, Session, SockJSOptions, add_endpoint
 from tests.conftest import MakeEndpoint, RecordingHandler
+from tests.helpers import TIMEOUT, wait_until
 from tests.wsframes import PING, client_frame
 
-TIMEOUT = 5.0
 Client = TestClient[web.Request, web.Application]
 SLOW = (4500, "Slow consumer")
 #: One message far bigger than every kernel buffer on the way (a few MiB on loopback).
@@ -149,13 +149,6 @@ async def poll(client: Client, session_id: str) -> str:
         response = await client.post(f"/sockjs/000/{session_id}/xhr")
         assert response.status == 200
         return await response.text()
-
-
-async def wait_until(predicate: Any, timeout: float = TIMEOUT) -> None:
-    async with asyncio.timeout(timeout):
-        # Session bookkeeping has no event to wait on; poll it.
-        while not predicate():  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
 
 
 async def opened_session(handler: RecordingHandler, count: int = 1) -> Session:

@@ -12,9 +12,8 @@ from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
 
 from tests.conftest import MakeEndpoint
+from tests.helpers import NO_CACHE, TIMEOUT
 
-TIMEOUT = 5.0
-NO_CACHE = "no-store, no-cache, no-transform, must-revalidate, max-age=0"
 ONE_YEAR = "31536000"
 Client = TestClient[web.Request, web.Application]
 

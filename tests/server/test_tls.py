@@ -15,8 +15,7 @@ from aiohttp import ClientSession, WSMsgType, web
 
 from sockjs_gateway import SockJSOptions, add_endpoint
 from tests.conftest import RecordingHandler
-
-TIMEOUT = 5.0
+from tests.helpers import TIMEOUT
 
 
 @pytest.fixture

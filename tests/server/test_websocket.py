@@ -3,15 +3,14 @@ frames, against a real server and aiohttp's WebSocket client."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 from aiohttp import ClientWebSocketResponse, WSMsgType, WSServerHandshakeError
 
 from tests.conftest import MakeEndpoint, RecordingHandler
+from tests.helpers import wait_until
 
 WS_URL = "/sockjs/000/{}/websocket"
 
@@ -34,14 +33,6 @@ async def receive_messages(ws: ClientWebSocketResponse[Any], count: int) -> list
         assert frame.startswith("a["), frame
         messages.extend(json.loads(frame[1:]))
     return messages
-
-
-async def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Poll ``predicate`` until it holds (bounded)."""
-    async with asyncio.timeout(timeout):
-        # The registry offers no event for "session forgotten"; polling is the only way.
-        while not predicate():  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
 
 
 async def test_open_frame_then_echo_of_an_array(make_endpoint: MakeEndpoint) -> None:

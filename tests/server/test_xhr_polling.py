@@ -12,6 +12,7 @@ import pytest
 
 from sockjs_gateway import Session
 from tests.conftest import MakeEndpoint, RecordingHandler
+from tests.helpers import NO_CACHE, TIMEOUT
 
 
 async def test_open_send_and_poll_back(make_endpoint: MakeEndpoint) -> None:
@@ -44,9 +45,6 @@ async def test_long_poll_waits_for_a_message(make_endpoint: MakeEndpoint) -> Non
 
 
 # -- headers -----------------------------------------------------------------------------
-
-NO_CACHE = "no-store, no-cache, no-transform, must-revalidate, max-age=0"
-TIMEOUT = 5.0
 
 
 def messages_of(body: str) -> list[str]:
