@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sockjs_gateway.protocol.rfc6455 import BAD_UTF8, FrameReader
-from tests.wsframes import BINARY, CLOSE, CONTINUATION, PING, PONG, TEXT
+from tests.wsframes import CLOSE, CONTINUATION, PING, PONG, TEXT, bad_frames
 from tests.wsframes import client_frame as frame
 
 
@@ -124,23 +124,17 @@ def test_release_parses_the_rest() -> None:
 @pytest.mark.parametrize(
     ("data", "code"),
     [
-        (frame(TEXT, b"plain", masked=False), 1002),
-        (frame(TEXT, b"rsv", rsv=0x40), 1002),
-        (frame(CONTINUATION, b"x"), 1002),
-        (frame(TEXT, b"a", fin=False) + frame(TEXT, b"b"), 1002),
-        (frame(PING, b"p" * 126), 1002),
-        (frame(PING, b"", fin=False), 1002),
-        (frame(0xB, b""), 1002),
-        (frame(0x3, b""), 1002),
-        (frame(CLOSE, b"\x03"), 1002),
-        (frame(CLOSE, struct.pack("!H", 1005)), 1002),
-        (frame(CLOSE, struct.pack("!H", 2999)), 1002),
-        (frame(CLOSE, struct.pack("!H", 1000) + b"\xc3"), 1007),
-        (frame(TEXT, b"\xff"), 1007),
-        (frame(TEXT, b"\xc3", fin=False) + frame(CONTINUATION, b"("), 1007),
-        (frame(BINARY, b"\x00"), 1003),
-        (frame(TEXT, b"x" * 101), 1009),
-        (frame(TEXT, b"x" * 60, fin=False) + frame(CONTINUATION, b"x" * 41), 1009),
+        *bad_frames(limit=100),
+        # What only the reader sees apart: more opcodes and codes, and bad UTF-8 that is
+        # split across fragments.
+        pytest.param(frame(0xB, b""), 1002, id="unknown-control-opcode"),
+        pytest.param(frame(CLOSE, struct.pack("!H", 1005)), 1002, id="close-code-1005"),
+        pytest.param(frame(CLOSE, struct.pack("!H", 2999)), 1002, id="close-code-2999"),
+        pytest.param(
+            frame(TEXT, b"\xc3", fin=False) + frame(CONTINUATION, b"("),
+            1007,
+            id="fragments-not-utf8",
+        ),
     ],
 )
 def test_protocol_errors_are_reported_once_and_stop_the_reader(data: bytes, code: int) -> None:
