@@ -44,7 +44,10 @@ class Slow:
 
 def make_app() -> web.Application:
     app = web.Application()
-    add_endpoint(app, Slow(), prefix="/slow", options=SockJSOptions(allowed_origins=("*",)))
+    # The session has no receiver while the sends wait: it must outlive the whole test, or
+    # on a loaded machine it expires (disconnect_delay) and lets every waiting send through.
+    options = SockJSOptions(allowed_origins=("*",), disconnect_delay=300.0)
+    add_endpoint(app, Slow(), prefix="/slow", options=options)
     return app
 
 
