@@ -1,6 +1,9 @@
 """RFC 6455 (WebSocket) frames, both directions, and the close codes: one module per wire
 format. No I/O: bytes in, calls to a sink out; strings in, frame bytes out.
 
+The opening handshake (section 4.2): :func:`handshake_problem` says why an upgrade request's
+headers are not a valid handshake, :func:`accept_value` computes ``Sec-WebSocket-Accept``.
+
 Writing: :func:`text_frame`, :func:`deflated_text_frame` and :func:`close_frame` build the
 server's frames (unmasked, unfragmented) as bytes, so the connection
 (:mod:`sockjs_gateway.server.rfc6455`) writes them straight to the transport and a
@@ -29,11 +32,15 @@ to as well.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 __all__ = [
+    "handshake_problem",
+    "accept_value",
     "FrameReader",
     "FrameSink",
     "BAD_UTF8",
@@ -381,3 +388,30 @@ def close_frame(code: int, reason: str) -> bytes:
     """A close frame with ``code`` and as much of ``reason`` as fits."""
     payload = code.to_bytes(2, "big") + close_reason(reason)
     return bytes((0x88, len(payload))) + payload
+
+
+# The opening handshake.
+
+_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+def handshake_problem(headers: Mapping[str, str]) -> str | None:
+    """Why an upgrade request's ``headers`` are not a valid RFC 6455 handshake (the 400's
+    text), or None. Versions 7 and 8 (the last drafts, framed as 13) are taken, as aiohttp
+    takes them."""
+    version = headers.get("Sec-WebSocket-Version", "")
+    if version not in ("13", "8", "7"):
+        return f"Unsupported version: {version}"
+    key = headers.get("Sec-WebSocket-Key", "")
+    try:
+        if len(base64.b64decode(key, validate=True)) == 16:
+            return None
+    except ValueError:
+        pass
+    return f"Handshake error: {key!r}"
+
+
+def accept_value(key: str) -> str:
+    """``Sec-WebSocket-Accept`` for the ``Sec-WebSocket-Key`` of a request that
+    :func:`handshake_problem` has passed."""
+    return base64.b64encode(hashlib.sha1(key.encode() + _GUID).digest()).decode()

@@ -25,8 +25,10 @@ from ..protocol.rfc6455 import (
     INVALID_DATA,
     NO_STATUS,
     UNSUPPORTED_DATA,
+    accept_value,
     close_reason,
     frame_size,
+    handshake_problem,
     ws_close_code,
 )
 from . import hixie76, rfc6455
@@ -34,7 +36,6 @@ from .disconnect import watch_disconnect
 from .registry import CONNECTION_LOST, log_failure
 from .session import Session
 from .static import text_response
-from .wshandshake import accept_value, handshake_problem
 
 if TYPE_CHECKING:
     from .endpoint import Endpoint
@@ -147,13 +148,13 @@ async def websocket(
     if refused is not None:
         return refused
     if not hixie76.is_hixie76(request):
-        problem = handshake_problem(request)
+        problem = handshake_problem(request.headers)
         if problem is not None:
             log.info("WebSocket handshake refused: %s", problem)
             refusal = text_response(400, problem)
             refusal.headers["Sec-WebSocket-Version"] = "13"  # RFC 6455 4.4
             return refusal
-        accept = accept_value(request)
+        accept = accept_value(request.headers["Sec-WebSocket-Key"])
         return await rfc6455.serve(request, endpoint, session_id, accept, principal, raw=raw)
     hixie = await hixie76.accept(request, endpoint.options.max_message_bytes)
     ws, response = hixie, hixie.response

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sockjs_gateway.protocol.rfc6455 import BAD_UTF8, FrameReader
+from sockjs_gateway.protocol.rfc6455 import BAD_UTF8, FrameReader, accept_value, handshake_problem
 from tests.wsframes import CLOSE, CONTINUATION, PING, PONG, TEXT, bad_frames
 from tests.wsframes import client_frame as frame
 
@@ -162,3 +162,29 @@ def test_close_codes_a_client_may_send() -> None:
         target, sink = reader()
         target.feed(frame(CLOSE, struct.pack("!H", code)))
         assert sink.calls == [("close", code, "")]
+
+
+# -- the opening handshake ----------------------------------------------------------------
+
+
+def test_accept_value_is_the_one_in_rfc_6455_section_1_3() -> None:
+    assert accept_value("dGhlIHNhbXBsZSBub25jZQ==") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+
+
+@pytest.mark.parametrize(
+    ("headers", "problem"),
+    [
+        ({"Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}, None),
+        ({"Sec-WebSocket-Version": "8", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}, None),
+        ({"Sec-WebSocket-Version": "12", "Sec-WebSocket-Key": "x"}, "Unsupported version: 12"),
+        ({"Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "c2hvcnQ="}, "Handshake error"),
+        ({"Sec-WebSocket-Version": "13"}, "Handshake error"),
+    ],
+)
+def test_handshake_problem(headers: dict[str, str], problem: str | None) -> None:
+    found = handshake_problem(headers)
+    if problem is None:
+        assert found is None
+    else:
+        assert found is not None
+        assert found.startswith(problem)
