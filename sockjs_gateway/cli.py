@@ -95,14 +95,6 @@ def _parser() -> argparse.ArgumentParser:
         " localhost, 127.0.0.1, ::1, this machine's name, any IP address); '*' serves"
         " every name. Other names get 421 (DNS-rebinding defence); default: none more",
     )
-    serve.add_argument(
-        "--header-timeout",
-        metavar="SECONDS",
-        type=float,
-        default=HEADER_TIMEOUT,
-        help="close a connection whose request headers are not complete within this"
-        " time, and idle keep-alive connections after it",
-    )
     test = sub.add_parser(
         "testserver",
         help="the endpoints the SockJS protocol suite expects",
@@ -179,6 +171,14 @@ def _common(parser: argparse.ArgumentParser, *, port: int, access_log: bool) -> 
         metavar="URL",
         help="join the nodes sharing this Redis, e.g. redis://127.0.0.1:6379 (extra: redis; "
         "default: one process on its own)",
+    )
+    parser.add_argument(
+        "--header-timeout",
+        metavar="SECONDS",
+        type=_positive_float,
+        default=HEADER_TIMEOUT,
+        help="close a connection whose request headers are not complete within this"
+        " time, and idle keep-alive connections after it",
     )
     parser.add_argument(
         "--workers",
@@ -259,7 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         use_backplane(app, _backplane(args.redis))
     with contextlib.suppress(KeyboardInterrupt):
-        timeout = getattr(args, "header_timeout", HEADER_TIMEOUT)
+        timeout = args.header_timeout
         asyncio.run(
             _serve(
                 app,
