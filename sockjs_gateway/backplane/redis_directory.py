@@ -177,11 +177,10 @@ class RedisDirectory:
 
     async def _round_logged(self, renew_owned: bool) -> None:
         try:
-            if self._is_up():
-                await self._round(renew_owned=renew_owned)
-                if self._failing:
-                    log.info("session directory: node %s renews its keys again", self._node_id)
-                self._failing = False
+            await self._round(renew_owned=renew_owned)
+            if self._failing:
+                log.info("session directory: node %s renews its keys again", self._node_id)
+            self._failing = False
         except _ERRORS as error:
             if not self._failing:
                 log.warning(

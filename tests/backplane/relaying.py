@@ -3,17 +3,31 @@ HTTP client that sends each request of one session wherever the test says."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 
 import aiohttp
 from aiohttp import web
 
 from sockjs_gateway.backplane import Backplane
 from tests.backplane.relay_app import make_app
+from tests.backplane.servers import ANNOUNCE, ROOT, Node
 
-__all__ = ["LocalNodes", "new_id", "poll", "send", "stream", "closes"]
+__all__ = [
+    "LocalNodes",
+    "new_id",
+    "poll",
+    "send",
+    "stream",
+    "closes",
+    "start_node",
+    "wait_for",
+]
 
 
 def new_id() -> str:
@@ -101,3 +115,38 @@ async def closes(http: aiohttp.ClientSession, base: str) -> dict[str, list[objec
     async with http.get(f"{base}/closes") as response:
         result: dict[str, list[object]] = await response.json()
         return result
+
+
+async def start_node(redis_url: str, log: Path, **env: str) -> Node:
+    """``python -m sockjs_gateway serve --app tests.backplane.relay_app:make_app --redis
+    URL`` on a free port, its stderr in ``log``; ``env`` adds environment variables."""
+    with log.open("wb") as stderr:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *("-m", "sockjs_gateway", "serve", "--port", "0", "--redis", redis_url),
+            *("--app", "tests.backplane.relay_app:make_app", "--no-access-log"),
+            cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=stderr,
+            env={**os.environ, **env},
+        )
+    assert process.stdout is not None
+    try:
+        line = await asyncio.wait_for(process.stdout.readline(), 20)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise
+    match = ANNOUNCE.search(line)
+    if match is None:
+        process.kill()
+        await process.wait()
+        raise AssertionError((line, Node.read_log(log)))
+    return Node(process, int(match.group(1)), log)
+
+
+async def wait_for(check: Callable[[], Awaitable[bool]], timeout: float = 15.0) -> None:
+    """Until ``check()`` is true: every 50 ms, for at most ``timeout`` seconds."""
+    async with asyncio.timeout(timeout):
+        while not await check():  # noqa: ASYNC110 (another process's state: no event)
+            await asyncio.sleep(0.05)

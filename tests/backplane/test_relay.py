@@ -1,41 +1,80 @@
-"""Relaying between in-process nodes sharing one MemoryHub, each on a real aiohttp server
-on loopback: every request of one SockJS session goes to a different node, round-robin,
-as behind a plain balancer. The unit-level seam of the Redis tests (test_relay.py)."""
+"""Relaying: every request of one SockJS session goes to a different node, round-robin,
+as behind a plain balancer, and the session behaves as on one node.
+
+Each test runs on two clusters of three nodes: in-process nodes sharing one MemoryHub,
+each on a real aiohttp server on loopback (the unit-level seam), and three ``python -m
+sockjs_gateway serve --redis`` processes sharing a real redis-server. Sessions of one
+cluster are independent (fresh ids), so the cluster lives for the module.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import pytest
 import pytest_asyncio
 
 from sockjs_gateway.backplane import MemoryBackplane, MemoryHub
-from tests.backplane.relaying import LocalNodes, closes, new_id, poll, send, stream
+from tests.backplane.relaying import (
+    LocalNodes,
+    closes,
+    new_id,
+    poll,
+    send,
+    start_node,
+    stream,
+    wait_for,
+)
+from tests.backplane.servers import Node, RedisServer
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
-@pytest_asyncio.fixture
-async def nodes() -> AsyncIterator[LocalNodes]:
-    hub = MemoryHub()
-    made = LocalNodes()
-    for _ in range(3):
-        await made.add(MemoryBackplane(hub))
+class Cluster:
+    def __init__(self, urls: list[str]) -> None:
+        self.urls = urls
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module", params=["memory", "redis"])
+async def nodes(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Cluster]:
+    if request.param == "memory":
+        hub = MemoryHub()
+        local = LocalNodes()
+        try:
+            for _ in range(3):
+                await local.add(MemoryBackplane(hub))
+            yield Cluster(local.urls)
+        finally:
+            await local.close()
+        return
+    workdir: Path = tmp_path_factory.mktemp("relay")
+    redis = RedisServer(workdir)
+    redis.start()
+    started: list[Node] = []
     try:
-        yield made
+        for index in range(3):
+            started.append(await start_node(redis.url, workdir / f"node{index}.log"))
+        yield Cluster([node.url for node in started])
     finally:
-        await made.close()
+        for node in started:
+            await node.kill()
+        redis.kill()
 
 
-@pytest_asyncio.fixture
+@pytest_asyncio.fixture(loop_scope="module")
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as session:
         yield session
 
 
 async def test_open_send_poll_each_on_another_node(
-    nodes: LocalNodes, http: aiohttp.ClientSession
+    nodes: Cluster, http: aiohttp.ClientSession
 ) -> None:
     a, b, c = nodes.urls
     sid = new_id()
@@ -45,7 +84,7 @@ async def test_open_send_poll_each_on_another_node(
 
 
 async def test_ordered_messages_through_alternating_nodes(
-    nodes: LocalNodes, http: aiohttp.ClientSession
+    nodes: Cluster, http: aiohttp.ClientSession
 ) -> None:
     urls = nodes.urls
     sid = new_id()
@@ -63,7 +102,7 @@ async def test_ordered_messages_through_alternating_nodes(
 
 
 async def test_404_for_a_send_to_an_unknown_session(
-    nodes: LocalNodes, http: aiohttp.ClientSession
+    nodes: Cluster, http: aiohttp.ClientSession
 ) -> None:
     a, b, _ = nodes.urls
     assert (await send(http, b, new_id(), ["x"]))[0] == 404
@@ -73,7 +112,7 @@ async def test_404_for_a_send_to_an_unknown_session(
 
 
 async def test_another_connection_still_open_across_nodes(
-    nodes: LocalNodes, http: aiohttp.ClientSession
+    nodes: Cluster, http: aiohttp.ClientSession
 ) -> None:
     a, b, c = nodes.urls
     sid = new_id()
@@ -86,7 +125,7 @@ async def test_another_connection_still_open_across_nodes(
 
 
 async def test_close_frame_replayed_on_another_node(
-    nodes: LocalNodes, http: aiohttp.ClientSession
+    nodes: Cluster, http: aiohttp.ClientSession
 ) -> None:
     a, b, c = nodes.urls
     sid = new_id()
@@ -96,7 +135,7 @@ async def test_close_frame_replayed_on_another_node(
 
 
 async def test_relayed_client_leaving_interrupts_the_session(
-    nodes: LocalNodes, http: aiohttp.ClientSession
+    nodes: Cluster, http: aiohttp.ClientSession
 ) -> None:
     a, b, c = nodes.urls
     sid = new_id()
@@ -106,16 +145,17 @@ async def test_relayed_client_leaving_interrupts_the_session(
     waiting.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiting
-    for _ in range(100):  # bounded: the 1002 arrives through the relay
-        if sid in await closes(http, a):
-            break
-        await asyncio.sleep(0.02)
+
+    async def recorded() -> bool:
+        return sid in await closes(http, a)
+
+    await wait_for(recorded)  # the 1002 arrives through the relay
     assert (await closes(http, a))[sid] == [1002, "Connection interrupted"]
     assert await poll(http, c, sid) == 'c[1002,"Connection interrupted"]\n'
 
 
 async def test_streaming_recycles_after_response_limit_through_a_relay(
-    nodes: LocalNodes, http: aiohttp.ClientSession
+    nodes: Cluster, http: aiohttp.ClientSession
 ) -> None:
     a, b, c = nodes.urls
     sid = new_id()
@@ -131,7 +171,7 @@ async def test_streaming_recycles_after_response_limit_through_a_relay(
 
 
 async def test_framing_of_every_receiving_transport_through_a_relay(
-    nodes: LocalNodes, http: aiohttp.ClientSession
+    nodes: Cluster, http: aiohttp.ClientSession
 ) -> None:
     a, b, c = nodes.urls
     sid = new_id()
@@ -146,7 +186,7 @@ async def test_framing_of_every_receiving_transport_through_a_relay(
 
 
 async def test_heartbeats_arrive_through_a_relay(
-    nodes: LocalNodes, http: aiohttp.ClientSession
+    nodes: Cluster, http: aiohttp.ClientSession
 ) -> None:
     a, b, _ = nodes.urls
     sid = new_id()
@@ -155,15 +195,16 @@ async def test_heartbeats_arrive_through_a_relay(
 
 
 async def test_session_expires_after_disconnect_delay(
-    nodes: LocalNodes, http: aiohttp.ClientSession
+    nodes: Cluster, http: aiohttp.ClientSession
 ) -> None:
     a, b, _ = nodes.urls
     sid = new_id()
     assert await poll(http, a, sid) == "o\n"
-    for _ in range(100):  # bounded: disconnect_delay is 1 s
-        if sid in await closes(http, a):
-            break
-        await asyncio.sleep(0.05)
+
+    async def expired() -> bool:
+        return sid in await closes(http, a)
+
+    await wait_for(expired)  # disconnect_delay is 1 s
     assert (await closes(http, a))[sid] == [1000, "Session timed out"]
     assert (await send(http, b, sid, ["x"]))[0] == 404
     assert await poll(http, b, sid) == "o\n"  # a fresh session, now owned by b
