@@ -199,6 +199,7 @@ class RedisBackplane:
         self._failures = 0
         if self._ever_up:
             self.stats.reconnects += 1
+            self.directory.reconnected()
             log.info(
                 "backplane: node %s reconnected to Redis at %s; %d messages pending",
                 self._node_id,

@@ -7,8 +7,9 @@ Keys, under the backplane's prefix:
 * ``<prefix>owner:<key>`` = node id: who owns a session. Claimed with a Lua script (one
   round trip, atomic: claim if free, answer the owner if it is live, take over from a
   dead one). TTL ``session_ttl``, renewed for every session of the node in one pipelined
-  ``PEXPIRE`` round every third of it (never per message), deleted with a
-  compare-and-delete script when the session is forgotten.
+  script round every third of it (never per message), deleted with a compare-and-delete
+  script when the session is forgotten. The renewal also sets keys Redis lost (a
+  restarted server without persistence), so sessions stay reachable after an outage.
 
 Its own connection (pool), not the backplane's link: a claim is a request/response
 command on the path of a request, and the link's writer batches fire-and-forget
@@ -62,6 +63,18 @@ for _, key in ipairs(KEYS) do
 end
 return 0
 """
+# KEYS: owner keys; ARGV: our id, TTL ms. Renews ours, and sets those Redis lost (a
+# restarted server without persistence), never one another node claimed meanwhile.
+_RENEW = """
+for _, key in ipairs(KEYS) do
+  local current = redis.call('GET', key)
+  if current == false or current == ARGV[1] then
+    redis.call('SET', key, ARGV[1], 'PX', ARGV[2])
+  end
+end
+return 0
+"""
+_RENEW_BATCH = 1000  # keys per script call, so that no call blocks Redis for long
 _ERRORS = (RedisError, OSError, TimeoutError)
 
 
@@ -103,7 +116,8 @@ class RedisDirectory:
         self._task: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._closed = False
-        self._failing = False
+        self._failing: bool | str = False  # True, or "logged" once a line said so
+        self._lost = False  # the backplane reconnected: Redis may have restarted empty
         self._rounds = 0
         # Owner keys are renewed every third of session_ttl: every this many rounds.
         self._rounds_per_renewal = max(1, int(session_ttl / alive_ttl))
@@ -149,6 +163,11 @@ class RedisDirectory:
             return None
         return owner.decode() if isinstance(owner, bytes) else str(owner)
 
+    def reconnected(self) -> None:
+        """The backplane's link came back: set every owner key again in the next round
+        (a Redis restarted without persistence lost them)."""
+        self._lost = True
+
     def release(self, key: str) -> None:
         full = f"{self._prefix}owner:{key}"
         if full in self._owned:
@@ -178,17 +197,20 @@ class RedisDirectory:
     async def _round_logged(self, renew_owned: bool) -> None:
         try:
             await self._round(renew_owned=renew_owned)
-            if self._failing:
+            if self._failing == "logged":
                 log.info("session directory: node %s renews its keys again", self._node_id)
             self._failing = False
         except _ERRORS as error:
-            if not self._failing:
+            # While the backplane is down it has said so already: no second line.
+            if self._failing != "logged" and self._is_up():
                 log.warning(
                     "session directory: node %s cannot renew its keys (%s); retrying",
                     self._node_id,
                     error,
                 )
-            self._failing = True
+                self._failing = "logged"
+            elif not self._failing:
+                self._failing = True
         finally:
             self._task = None
             if not self._closed:
@@ -226,8 +248,11 @@ class RedisDirectory:
             pipe.set(self._alive_key, b"1", px=int(self._alive_ttl * 1000))
             if released:
                 pipe.eval(_RELEASE, len(released), *released, self._node_id)
-            if renew_owned:
+            if renew_owned or self._failing or self._lost:  # Redis may have lost them
+                self._lost = False
                 ttl = int(self._session_ttl * 1000)
-                for key in self._owned:
-                    pipe.pexpire(key, ttl)
+                owned = list(self._owned)
+                for start in range(0, len(owned), _RENEW_BATCH):
+                    batch = owned[start : start + _RENEW_BATCH]
+                    pipe.eval(_RENEW, len(batch), *batch, self._node_id, ttl)
             await pipe.execute()

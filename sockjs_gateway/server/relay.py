@@ -187,6 +187,10 @@ class Relay:
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._directory_down = False
+        # Sessions opened here while the directory was unreachable: claimed once it is back.
+        self.unclaimed: set[str] = set()
+        self._reclaiming: asyncio.Task[None] | None = None
+        self._reclaim_timer: asyncio.TimerHandle | None = None
         self._subscription = backplane.subscribe(self._channel(self.node), self._received)
         # Set by relay_owner (imported lazily there to keep this module the seam).
         self.serve: Callable[[str, Header, bytes], None] | None = None
@@ -208,11 +212,16 @@ class Relay:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._reclaiming is not None:
+            self._reclaiming.cancel()
+        if self._reclaim_timer is not None:
+            self._reclaim_timer.cancel()
 
     # -- ownership ---------------------------------------------------------------------
 
     def forgotten(self, session: Session) -> None:
         """A session of this endpoint was forgotten here: its key is free again."""
+        self.unclaimed.discard(session.id)
         self.directory.release(self.key(session.id))
 
     def directory_failed(self, error: Exception) -> None:
@@ -230,6 +239,46 @@ class Relay:
         if self._directory_down:
             self._directory_down = False
             log.info("relay %s: session directory reachable again", self.prefix)
+
+    def opened_unclaimed(self, session_id: str) -> None:
+        """A session opens here without a claim (the directory is unreachable): claim it
+        once the directory answers again, trying every ``relay_timeout / 3`` seconds."""
+        self.unclaimed.add(session_id)
+        self._schedule_reclaim()
+
+    def _schedule_reclaim(self) -> None:
+        if self._reclaiming is None and self._reclaim_timer is None:
+            loop = asyncio.get_running_loop()
+            self._reclaim_timer = loop.call_later(self.timeout / 3, self._start_reclaim)
+
+    def _start_reclaim(self) -> None:
+        self._reclaim_timer = None
+        if self.unclaimed and self._reclaiming is None:
+            self._reclaiming = asyncio.get_running_loop().create_task(self._reclaim())
+
+    async def _reclaim(self) -> None:
+        """Claim the sessions opened here during an outage, so that other nodes relay to
+        them again; one whose id another node claimed meanwhile stays unreachable from
+        there (two sessions share the id; logged)."""
+        try:
+            while self.unclaimed:
+                session_id = next(iter(self.unclaimed))
+                owner = await self.directory.claim(self.key(session_id))
+                self.unclaimed.discard(session_id)
+                if owner != self.node:
+                    log.warning(
+                        "relay %s: session %r opened here during the outage is also owned"
+                        " by node %s; requests reaching other nodes go there",
+                        self.prefix,
+                        session_id,
+                        owner,
+                    )
+        except Exception as error:  # BackplaneUnavailable, mostly: try again later
+            self.directory_failed(error)
+        finally:
+            self._reclaiming = None
+            if self.unclaimed:
+                self._schedule_reclaim()
 
     # -- messages ----------------------------------------------------------------------
 

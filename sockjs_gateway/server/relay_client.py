@@ -69,6 +69,7 @@ async def route(
         relay.directory_failed(error)
         if upstream:
             return _unavailable(relay.endpoint, request, "session directory unreachable")
+        relay.opened_unclaimed(session_id)
         return None
     relay.directory_answered()
     if owner is None or owner == relay.node:
