@@ -38,6 +38,9 @@ class EndpointStats:
         "heartbeat_timeouts",
         "handler_errors",
         "refused",
+        "relayed_requests",
+        "relayed_bytes",
+        "relay_failures",
     )
 
     def __init__(self) -> None:
@@ -52,8 +55,11 @@ class EndpointStats:
         self.session_timeouts = 0  # no receiver came back within disconnect_delay
         self.heartbeat_timeouts = 0  # raw WebSocket pings that got no pong
         self.handler_errors = 0
-        # by reason: host, origin, auth, capacity, body_timeout
+        # by reason: host, origin, auth, capacity, body_timeout, relay, relays
         self.refused: Counter[str] = Counter()
+        self.relayed_requests = 0  # requests of sessions owned elsewhere, relayed there
+        self.relayed_bytes = 0  # relay messages published and received, in bytes
+        self.relay_failures = 0  # relays ended because a peer node fell silent
 
 
 class BackplaneStats:
@@ -82,6 +88,9 @@ _COUNTERS = (
     ("session_timeouts", "Sessions closed because no receiving connection came back"),
     ("heartbeat_timeouts", "Raw WebSocket connections closed for want of a pong"),
     ("handler_errors", "Handler hooks that raised"),
+    ("relayed_requests", "Requests relayed to the node owning their session"),
+    ("relayed_bytes", "Bytes of relay messages sent and received over the backplane"),
+    ("relay_failures", "Relays ended because the other node fell silent"),
 )
 
 

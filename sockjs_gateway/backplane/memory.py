@@ -16,6 +16,7 @@ import secrets
 
 from ..metrics import BackplaneStats
 from .base import BackplaneState, BackplaneUnavailable, Deliver, Subscription
+from .directory import MemoryDirectory
 from .fanout import Fanout
 
 __all__ = ["MemoryBackplane", "MemoryHub"]
@@ -26,6 +27,10 @@ class MemoryHub:
 
     def __init__(self) -> None:
         self.nodes: list[MemoryBackplane] = []
+        #: Session ownership (see :mod:`.directory`): key -> node id.
+        self.owners: dict[str, str] = {}
+        #: The ids of the nodes that are live (on the hub and not closed).
+        self.alive: set[str] = set()
 
 
 class MemoryBackplane:
@@ -45,6 +50,9 @@ class MemoryBackplane:
         self._state = BackplaneState.UP
         self.stats = BackplaneStats()
         self._fanout = Fanout(self.stats)
+        self._hub.alive.add(self._node_id)
+        #: Session ownership shared with the other nodes of the hub.
+        self.directory = MemoryDirectory(self._hub.owners, self._hub.alive, self._node_id)
 
     @property
     def node_id(self) -> str:
@@ -90,3 +98,4 @@ class MemoryBackplane:
         self._fanout.clear()
         if self in self._hub.nodes:
             self._hub.nodes.remove(self)
+        self._hub.alive.discard(self._node_id)

@@ -41,6 +41,7 @@ from ..metrics import BackplaneStats
 from .base import BackplaneState, BackplaneUnavailable, Deliver, Subscription
 from .fanout import Fanout
 from .outbox import Outbox, backoff_delay
+from .redis_directory import RedisDirectory
 from .redis_link import RedisLink
 
 __all__ = ["RedisBackplane"]
@@ -116,6 +117,10 @@ class RedisBackplane:
         self._task: asyncio.Task[None] | None = None
         self._retry: asyncio.TimerHandle | None = None
         self._up_event = asyncio.Event()
+        #: Session ownership for relaying (see :mod:`.redis_directory`).
+        self.directory = RedisDirectory(
+            url, node_id=node_id, prefix=prefix, is_up=lambda: self.up, timeout=min(timeout, 1.0)
+        )
 
     # -- the Backplane interface ---------------------------------------------------------
 
@@ -153,6 +158,7 @@ class RedisBackplane:
             raise RuntimeError("the backplane is closed")
         if self._task is None and self._retry is None:
             self._spawn()
+        self.directory.start()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._up_event.wait(), self._startup_wait)
 
@@ -165,6 +171,7 @@ class RedisBackplane:
         if self._state is BackplaneState.CLOSED:
             return
         self._state = BackplaneState.CLOSED
+        await self.directory.close()
         if self._retry is not None:
             self._retry.cancel()
             self._retry = None
@@ -192,6 +199,7 @@ class RedisBackplane:
         self._failures = 0
         if self._ever_up:
             self.stats.reconnects += 1
+            self.directory.reconnected()
             log.info(
                 "backplane: node %s reconnected to Redis at %s; %d messages pending",
                 self._node_id,
