@@ -1,27 +1,25 @@
 """``python -m sockjs_gateway serve|testserver --workers N --redis URL``: N processes on one
 port (SO_REUSEPORT), the kernel spreading connections over them, and a parent that starts,
 signals and reaps them. Real processes, a real redis-server, and Chromium on the two xhr
-transports, whose requests land on both workers and relay to the session's owner."""
+transports (the demo chat), whose requests land on both workers and relay to the
+session's owner."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import re
-import secrets
 import signal
 from collections import defaultdict
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-import pytest_asyncio
 
+from sockjs_gateway.demo import sockjs_client_path
 from tests.backplane.servers import RedisServer
-from tests.balancer.cluster import page_app
-from tests.clients.conftest import CLIENT_JS, require, start
+from tests.clients.conftest import require
 from tests.processes import finished, started
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -29,7 +27,6 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 TIMEOUT = 10.0
 #: "<time> INFO [worker PID] aiohttp.access ... "POST /echo/srv/sess/xhr HTTP/1.1" 200 ..."
 ACCESS = re.compile(r"\[worker (\d+)\] aiohttp\.access .*?\"[A-Z]+ (/\S*) HTTP")
-SESSION = re.compile(r"^/echo/(?P<server>[^/]+)/(?P<session>[^/]+)/(?P<kind>\w+)")
 
 
 @pytest.fixture(scope="module")
@@ -82,16 +79,6 @@ def served_by(log: Path) -> dict[str, set[int]]:
     for match in ACCESS.finditer(log.read_text(errors="replace")):
         found[match[2]].add(int(match[1]))
     return found
-
-
-def workers_of_server(log: Path, server: str) -> set[int]:
-    """The workers that served requests of sessions with this server-id segment."""
-    pids: set[int] = set()
-    for path, served in served_by(log).items():
-        match = SESSION.match(path)
-        if match is not None and match["server"] == server:
-            pids |= served
-    return pids
 
 
 # -- the command line --------------------------------------------------------------------
@@ -155,42 +142,59 @@ async def test_workers_outlive_neither_a_killed_parent_nor_each_other(
 # -- Chromium on the xhr transports, over both workers -----------------------------------
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def pages() -> AsyncIterator[str]:
-    require(CLIENT_JS.is_file(), "sockjs-client (npm)")
-    runner, url = await start(page_app())
-    try:
-        yield url
-    finally:
-        await runner.cleanup()
-
-
 @pytest.mark.parametrize("transport", ["xhr-streaming", "xhr-polling"])
-async def test_chromium_session_spread_over_two_workers(
-    redis: RedisServer, tmp_path: Path, page: Any, pages: str, transport: str
+async def test_the_demo_chat_over_two_workers(
+    redis: RedisServer, tmp_path: Path, browser: Any, transport: str
 ) -> None:
+    """The demo page in two tabs on ``serve --workers 2``: each tab's requests land on both
+    workers (the access log names the worker), and every line reaches both tabs."""
+    require(sockjs_client_path() is not None, "sockjs-client (npm)")
     log = tmp_path / "stderr"
-    # Idle keep-alive connections close after 0.3 s, so the paced sends below each open a
-    # new connection, which the kernel may hand to either worker.
-    args = ("testserver", "--workers", "2", "--redis", redis.url, "--access-log")
-    async with started(*args, "--header-timeout", "0.3", log=log) as (process, url):
-        server = "w" + secrets.token_hex(4)
-        await page.goto(pages + "/probe.html")
-        opened = await page.evaluate(
-            "([u, t, s]) => openProbe('main', u, t, {server: s})", [url + "echo", transport, server]
-        )
-        assert opened == transport
-        sent = []
-        for i in range(16):
-            text = f"{transport} {i} ✓"
-            sent.append(text)
-            await page.evaluate("(m) => probes.main.sock.send(m)", text)
-            echoed = await page.evaluate("() => probes.main.messagesUntil(1, 20000)")
-            assert echoed == [text]
-            await asyncio.sleep(0.4)  # past the keep-alive: the next send connects anew
-        burst = [f"burst {i}" for i in range(200)]
-        await page.evaluate("(ms) => ms.forEach((m) => probes.main.sock.send(m))", burst)
-        assert await page.evaluate("() => probes.main.messagesUntil(200, 20000)") == burst
-        assert workers_of_server(log, server) == set(children(process.pid))
+    # Idle keep-alive connections close after 0.3 s, so the paced messages below each go
+    # out on a new connection, which the kernel may hand to either worker.
+    args = ("serve", "--workers", "2", "--redis", redis.url, "--header-timeout", "0.3")
+    async with started(*args, log=log) as (process, url):
+        tabs = [await open_tab(browser, f"{url}?transport={transport}") for _ in range(2)]
+        try:
+            for tab in tabs:
+                await tab.wait_for_function(
+                    "(t) => document.getElementById('transport').textContent === t",
+                    arg=transport,
+                )
+            for i in range(12):
+                tab = tabs[i % 2]
+                await tab.fill("input[name=text]", f"line {i} over {transport}")
+                await tab.press("input[name=text]", "Enter")
+                for each in tabs:
+                    await (
+                        each.locator("#chat")
+                        .get_by_text(f"line {i} over {transport}")
+                        .wait_for(timeout=20000)
+                    )
+                await asyncio.sleep(0.4)  # past the keep-alive: the next send connects anew
+        finally:
+            for tab in tabs:
+                await tab.context.close()
+        workers = set(children(process.pid))
+        sessions = sessions_by_worker(log)
+        assert len(sessions) == 2  # the two tabs' sessions
+        for session, pids in sessions.items():
+            assert pids == workers, (session, pids, workers)
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), TIMEOUT * 2) == 0
+
+
+async def open_tab(browser: Any, url: str) -> Any:
+    page = await (await browser.new_context()).new_page()
+    await page.goto(url)
+    return page
+
+
+def sessions_by_worker(log: Path) -> dict[str, set[int]]:
+    """Session id of every /chat session in a workers' log -> the workers that served it."""
+    found: dict[str, set[int]] = defaultdict(set)
+    for path, pids in served_by(log).items():
+        match = re.match(r"^/chat/[^/]+/([^/]+)/\w+", path)
+        if match is not None:
+            found[match[1]] |= pids
+    return found
