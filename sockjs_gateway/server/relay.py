@@ -113,7 +113,18 @@ class Outgoing:
     """A request this node relays to an owner: the owner's messages, in order, for the
     request's task."""
 
-    __slots__ = ("rid", "owner", "created", "accepted", "ended", "_queue", "_waiter", "_next")
+    __slots__ = (
+        "rid",
+        "owner",
+        "created",
+        "accepted",
+        "ended",
+        "writing",
+        "on_cut",
+        "_queue",
+        "_waiter",
+        "_next",
+    )
 
     def __init__(self, rid: str, owner: str, now: float) -> None:
         self.rid = rid
@@ -123,6 +134,10 @@ class Outgoing:
         self.accepted = False
         #: The owner ended it, or it failed: no ``lost`` needs to be sent.
         self.ended = False
+        #: The request's task is in a write to its client (which may never end).
+        self.writing = False
+        #: Cuts the client's connection off (set by a streaming request).
+        self.on_cut: Callable[[], None] | None = None
         self._queue: list[tuple[Header, bytes]] = []
         self._waiter: asyncio.Future[None] | None = None
         self._next = 0  # the sequence number of the next frame
@@ -139,12 +154,20 @@ class Outgoing:
             self._next += 1
         if header["k"] in ("e", "v") or header.get("end"):
             self.ended = True
+            if header.get("x"):
+                self._cut()  # a slow consumer on the owner: cut off, as locally
         self._put(header, body)
+
+    def _cut(self) -> None:
+        if self.on_cut is not None:
+            self.on_cut()
 
     def fail(self, why: str) -> None:
         """End the relay: the request's task gets a ``fail`` message."""
         if not self.ended:
             self.ended = True
+            if self.writing:
+                self._cut()  # a write stuck on a client that does not read never ends
             self._put({"k": "fail", "why": why}, b"")
 
     def lose(self) -> None:

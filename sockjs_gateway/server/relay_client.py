@@ -198,13 +198,18 @@ async def _stream(
         response.force_close()
     step = max(1, relay.window // 4)
     unreported = 0
+    transport = request.transport
+    if transport is not None:
+        item.on_cut = transport.abort
     try:
         await response.prepare(request)
         await response.write(spec.prelude(callback).encode())
         while True:
             kind = header["k"]
             if kind == "d":
+                item.writing = True
                 await response.write(body)
+                item.writing = False
                 unreported += len(body)
                 if header.get("end"):
                     break
@@ -212,9 +217,7 @@ async def _stream(
                     relay.publish(item.owner, {"k": "ack", "r": item.rid, "b": unreported})
                     unreported = 0
             elif kind == "e":
-                if header.get("x"):  # cut off as a slow consumer, as locally
-                    if request.transport is not None:
-                        request.transport.abort()
+                if header.get("x"):  # cut off as a slow consumer (done on arrival)
                     return response
                 break
             elif kind == "fail":
