@@ -71,6 +71,8 @@ log = logging.getLogger("sockjs_gateway.relay")
 OWNER_UNREACHABLE = (1011, "Session owner unreachable")
 
 Header = dict[str, Any]
+#: Session owners a node remembers (each relayed session costs one entry; oldest go first).
+_OWNER_CACHE = 10_000
 
 
 def pack(header: Header, body: bytes = b"") -> bytes:
@@ -210,6 +212,9 @@ class Relay:
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._directory_down = False
+        # The owners of sessions relayed lately, so that the next request of a session
+        # skips the directory round trip; dropped when the owner does not answer for it.
+        self._owners: dict[str, str] = {}
         # Sessions opened here while the directory was unreachable: claimed once it is back.
         self.unclaimed: set[str] = set()
         self._reclaiming: asyncio.Task[None] | None = None
@@ -241,6 +246,19 @@ class Relay:
             self._reclaim_timer.cancel()
 
     # -- ownership ---------------------------------------------------------------------
+
+    def cached_owner(self, session_id: str) -> str | None:
+        """The owner this node relayed ``session_id`` to lately, if any."""
+        return self._owners.get(session_id)
+
+    def remember(self, session_id: str, owner: str) -> None:
+        owners = self._owners
+        if session_id not in owners and len(owners) >= _OWNER_CACHE:
+            del owners[next(iter(owners))]  # the oldest
+        owners[session_id] = owner
+
+    def forget_owner(self, session_id: str) -> None:
+        self._owners.pop(session_id, None)
 
     def forgotten(self, session: Session) -> None:
         """A session of this endpoint was forgotten here: its key is free again."""
@@ -412,6 +430,8 @@ class Relay:
                 self._fail(item, "the owner node no longer holds the request")
 
     def _fail(self, item: Outgoing, why: str) -> None:
+        if any(owner == item.owner for owner in self._owners.values()):
+            self._owners = {s: o for s, o in self._owners.items() if o != item.owner}
         if not item.ended:
             self.endpoint.stats.relay_failures += 1
             log.warning(
