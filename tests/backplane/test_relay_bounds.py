@@ -16,6 +16,7 @@ import pytest_asyncio
 
 from sockjs_gateway import SockJSOptions
 from sockjs_gateway.backplane import MemoryBackplane, MemoryHub
+from sockjs_gateway.server.endpoint import ENDPOINTS
 from tests.backplane.relay_app import OPTIONS
 from tests.backplane.relaying import LocalNodes, closes, new_id, poll, send, wait_for
 
@@ -148,5 +149,21 @@ async def test_relay_off_keeps_sessions_on_the_node_they_reached(
         assert await poll(http, a, sid) == "o\n"
         assert (await send(http, b, sid, ["x"]))[0] == 404  # sticky routing expected
         assert await poll(http, b, sid) == "o\n"  # a second, separate session
+    finally:
+        await nodes.close()
+
+
+async def test_relayed_requests_and_bytes_are_counted(http: aiohttp.ClientSession) -> None:
+    nodes = await _nodes(OPTIONS)
+    a, b = nodes.urls
+    try:
+        sid = new_id()
+        assert await poll(http, a, sid) == "o\n"
+        assert (await send(http, b, sid, ["counted"]))[0] == 204
+        assert await poll(http, b, sid) == 'a["counted"]\n'
+        owner, relaying = (app[ENDPOINTS][0].stats for app in nodes.apps)
+        assert (relaying.relayed_requests, owner.relayed_requests) == (2, 0)
+        assert relaying.relayed_bytes == owner.relayed_bytes > len('a["counted"]\n')
+        assert relaying.relay_failures == owner.relay_failures == 0
     finally:
         await nodes.close()
