@@ -59,6 +59,7 @@ __all__ = [
     "Outgoing",
     "Incoming",
     "RelayFull",
+    "RelayStats",
     "OWNER_UNREACHABLE",
     "pack",
     "unpack",
@@ -94,6 +95,17 @@ def unpack(payload: bytes) -> tuple[Header, bytes]:
     if not isinstance(header, dict):
         raise ValueError("header is not an object")
     return header, body
+
+
+class RelayStats:
+    """Counters of one endpoint's relaying on one node (read by the metrics)."""
+
+    __slots__ = ("requests", "bytes", "failures")
+
+    def __init__(self) -> None:
+        self.requests = 0  #: requests of sessions owned elsewhere, relayed there
+        self.bytes = 0  #: relay messages published and received, in bytes
+        self.failures = 0  #: relays given up because the other node fell silent
 
 
 class RelayFull(Exception):
@@ -195,6 +207,8 @@ class Relay:
 
     def __init__(self, endpoint: Endpoint, backplane: Backplane, directory: Directory) -> None:
         self.endpoint = endpoint
+        #: Relayed requests, bytes and failures (see :mod:`sockjs_gateway.metrics`).
+        self.stats = RelayStats()
         self.backplane = backplane
         self.directory = directory
         self.node = backplane.node_id
@@ -326,7 +340,7 @@ class Relay:
     def publish(self, node: str, header: Header, body: bytes = b"") -> None:
         header["f"] = self.node
         payload = pack(header, body)
-        self.endpoint.stats.relayed_bytes += len(payload)
+        self.stats.bytes += len(payload)
         self.backplane.publish(self._channel(node), payload)
 
     def open(self, owner: str) -> Outgoing:
@@ -340,7 +354,7 @@ class Relay:
         rid = f"{next(self._ids):x}"
         item = Outgoing(rid, owner, self.now())
         self.outgoing[rid] = item
-        self.endpoint.stats.relayed_requests += 1
+        self.stats.requests += 1
         self._arm()
         return item
 
@@ -368,7 +382,7 @@ class Relay:
         except (ValueError, KeyError, TypeError):
             log.warning("relay %s: malformed message ignored", self.prefix)
             return
-        self.endpoint.stats.relayed_bytes += len(payload)
+        self.stats.bytes += len(payload)
         self._heard[peer] = self.now()
         if kind == "keep":
             self._kept(peer, header)
@@ -433,7 +447,7 @@ class Relay:
         if any(owner == item.owner for owner in self._owners.values()):
             self._owners = {s: o for s, o in self._owners.items() if o != item.owner}
         if not item.ended:
-            self.endpoint.stats.relay_failures += 1
+            self.stats.failures += 1
             log.warning(
                 "relay %s: request %s to node %s failed: %s", self.prefix, item.rid, item.owner, why
             )
@@ -442,7 +456,7 @@ class Relay:
     def _drop(self, incoming: Incoming, why: str) -> None:
         if self.incoming.pop((incoming.peer, incoming.rid), None) is None:
             return
-        self.endpoint.stats.relay_failures += 1
+        self.stats.failures += 1
         log.warning(
             "relay %s: request %s from node %s dropped: %s",
             self.prefix,

@@ -13,10 +13,13 @@ from dataclasses import replace
 
 import aiohttp
 import pytest_asyncio
+from aiohttp import web
 
 from sockjs_gateway import SockJSOptions
 from sockjs_gateway.backplane import MemoryBackplane, MemoryHub
+from sockjs_gateway.metrics import collector
 from sockjs_gateway.server.endpoint import ENDPOINTS
+from sockjs_gateway.server.relay import RelayStats
 from tests.backplane.relay_app import OPTIONS
 from tests.backplane.relaying import LocalNodes, closes, new_id, poll, send, wait_for
 
@@ -161,9 +164,24 @@ async def test_relayed_requests_and_bytes_are_counted(http: aiohttp.ClientSessio
         assert await poll(http, a, sid) == "o\n"
         assert (await send(http, b, sid, ["counted"]))[0] == 204
         assert await poll(http, b, sid) == 'a["counted"]\n'
-        owner, relaying = (app[ENDPOINTS][0].stats for app in nodes.apps)
-        assert (relaying.relayed_requests, owner.relayed_requests) == (2, 0)
-        assert relaying.relayed_bytes == owner.relayed_bytes > len('a["counted"]\n')
-        assert relaying.relay_failures == owner.relay_failures == 0
+        owner, relaying = (_relay_stats(app) for app in nodes.apps)
+        assert (relaying.requests, owner.requests) == (2, 0)
+        assert relaying.bytes == owner.bytes > len('a["counted"]\n')
+        assert relaying.failures == owner.failures == 0
+        exposed = {
+            sample.name: sample.value
+            for family in collector(nodes.apps[1]).collect()
+            for sample in family.samples
+            if sample.labels.get("endpoint") == "/echo"
+        }
+        assert exposed["sockjs_relayed_requests_total"] == 2
+        assert exposed["sockjs_relayed_bytes_total"] == relaying.bytes
+        assert exposed["sockjs_relay_failures_total"] == 0
     finally:
         await nodes.close()
+
+
+def _relay_stats(app: web.Application) -> RelayStats:
+    relay = app[ENDPOINTS][0].relay
+    assert relay is not None
+    return relay.stats
