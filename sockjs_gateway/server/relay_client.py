@@ -76,6 +76,8 @@ async def route(
             found = await _lookup(relay, request, upstream, session_id)
             if isinstance(found, str) and found != relay.node:
                 answer = await _receive(relay, request, spec, session_id, callback, found)
+                if answer is None:  # its key not yet released there: claim it soon
+                    relay.opened_unclaimed(session_id)
         return answer
     except RelayFull:
         relay.endpoint.stats.refused["relays"] += 1
