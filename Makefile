@@ -44,6 +44,7 @@ bench: install
 	$(PY) -m bench $(if $(QUICK),--quick) $(if $(PROFILE),--profile) $(BENCH_ARGS)
 	$(PY) -m bench.backplane $(if $(QUICK),--quick)
 	$(PY) -m bench.workers $(if $(QUICK),--quick)
+	$(PY) -m bench.relay $(if $(QUICK),--quick)
 
 clean:
 	rm -rf $(VENV) .venv-aiohttp-low .autobahn node_modules build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis artifacts

@@ -38,9 +38,6 @@ class EndpointStats:
         "heartbeat_timeouts",
         "handler_errors",
         "refused",
-        "relayed_requests",
-        "relayed_bytes",
-        "relay_failures",
     )
 
     def __init__(self) -> None:
@@ -55,11 +52,8 @@ class EndpointStats:
         self.session_timeouts = 0  # no receiver came back within disconnect_delay
         self.heartbeat_timeouts = 0  # raw WebSocket pings that got no pong
         self.handler_errors = 0
-        # by reason: host, origin, auth, capacity, body_timeout, relay, relays
+        # by reason: host, origin, auth, capacity, body_timeout
         self.refused: Counter[str] = Counter()
-        self.relayed_requests = 0  # requests of sessions owned elsewhere, relayed there
-        self.relayed_bytes = 0  # relay messages published and received, in bytes
-        self.relay_failures = 0  # relays ended because a peer node fell silent
 
 
 class BackplaneStats:
@@ -88,9 +82,6 @@ _COUNTERS = (
     ("session_timeouts", "Sessions closed because no receiving connection came back"),
     ("heartbeat_timeouts", "Raw WebSocket connections closed for want of a pong"),
     ("handler_errors", "Handler hooks that raised"),
-    ("relayed_requests", "Requests relayed to the node owning their session"),
-    ("relayed_bytes", "Bytes of relay messages sent and received over the backplane"),
-    ("relay_failures", "Relays ended because the other node fell silent"),
 )
 
 
@@ -137,6 +128,31 @@ def _families(endpoints: list[Endpoint]) -> Iterator[Any]:
     backplanes = {id(e.backplane): e.backplane for e in endpoints if e.backplane is not None}
     if backplanes:
         yield from _backplane_families(list(backplanes.values()))
+    relaying = [e for e in endpoints if e.relay is not None]
+    if relaying:
+        yield from _relay_families(relaying)
+
+
+_RELAY_COUNTERS = (
+    ("requests", "sockjs_relayed_requests", "Requests relayed to the node owning their session"),
+    ("bytes", "sockjs_relayed_bytes", "Bytes of relay messages sent and received"),
+    ("failures", "sockjs_relay_failures", "Relays given up because the other node fell silent"),
+)
+
+
+def _relay_families(endpoints: list[Endpoint]) -> Iterator[Any]:
+    from prometheus_client.core import CounterMetricFamily
+
+    families = [
+        (field, CounterMetricFamily(name, text, labels=["endpoint"]))
+        for field, name, text in _RELAY_COUNTERS
+    ]
+    for endpoint in endpoints:
+        assert endpoint.relay is not None
+        for field, family in families:
+            family.add_metric([endpoint.prefix or "/"], getattr(endpoint.relay.stats, field))
+    for _, family in families:
+        yield family
 
 
 _BACKPLANE_COUNTERS = (

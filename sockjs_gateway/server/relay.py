@@ -59,6 +59,7 @@ __all__ = [
     "Outgoing",
     "Incoming",
     "RelayFull",
+    "RelayStats",
     "OWNER_UNREACHABLE",
     "pack",
     "unpack",
@@ -71,6 +72,8 @@ log = logging.getLogger("sockjs_gateway.relay")
 OWNER_UNREACHABLE = (1011, "Session owner unreachable")
 
 Header = dict[str, Any]
+#: Session owners a node remembers (each relayed session costs one entry; oldest go first).
+_OWNER_CACHE = 10_000
 
 
 def pack(header: Header, body: bytes = b"") -> bytes:
@@ -94,6 +97,17 @@ def unpack(payload: bytes) -> tuple[Header, bytes]:
     return header, body
 
 
+class RelayStats:
+    """Counters of one endpoint's relaying on one node (read by the metrics)."""
+
+    __slots__ = ("requests", "bytes", "failures")
+
+    def __init__(self) -> None:
+        self.requests = 0  #: requests of sessions owned elsewhere, relayed there
+        self.bytes = 0  #: relay messages published and received, in bytes
+        self.failures = 0  #: relays given up because the other node fell silent
+
+
 class RelayFull(Exception):
     """``max_relays`` relayed requests are in progress on this node already."""
 
@@ -113,7 +127,18 @@ class Outgoing:
     """A request this node relays to an owner: the owner's messages, in order, for the
     request's task."""
 
-    __slots__ = ("rid", "owner", "created", "accepted", "ended", "_queue", "_waiter", "_next")
+    __slots__ = (
+        "rid",
+        "owner",
+        "created",
+        "accepted",
+        "ended",
+        "writing",
+        "on_cut",
+        "_queue",
+        "_waiter",
+        "_next",
+    )
 
     def __init__(self, rid: str, owner: str, now: float) -> None:
         self.rid = rid
@@ -123,6 +148,10 @@ class Outgoing:
         self.accepted = False
         #: The owner ended it, or it failed: no ``lost`` needs to be sent.
         self.ended = False
+        #: The request's task is in a write to its client (which may never end).
+        self.writing = False
+        #: Cuts the client's connection off (set by a streaming request).
+        self.on_cut: Callable[[], None] | None = None
         self._queue: list[tuple[Header, bytes]] = []
         self._waiter: asyncio.Future[None] | None = None
         self._next = 0  # the sequence number of the next frame
@@ -139,12 +168,20 @@ class Outgoing:
             self._next += 1
         if header["k"] in ("e", "v") or header.get("end"):
             self.ended = True
+            if header.get("x"):
+                self._cut()  # a slow consumer on the owner: cut off, as locally
         self._put(header, body)
+
+    def _cut(self) -> None:
+        if self.on_cut is not None:
+            self.on_cut()
 
     def fail(self, why: str) -> None:
         """End the relay: the request's task gets a ``fail`` message."""
         if not self.ended:
             self.ended = True
+            if self.writing:
+                self._cut()  # a write stuck on a client that does not read never ends
             self._put({"k": "fail", "why": why}, b"")
 
     def lose(self) -> None:
@@ -170,6 +207,8 @@ class Relay:
 
     def __init__(self, endpoint: Endpoint, backplane: Backplane, directory: Directory) -> None:
         self.endpoint = endpoint
+        #: Relayed requests, bytes and failures (see :mod:`sockjs_gateway.metrics`).
+        self.stats = RelayStats()
         self.backplane = backplane
         self.directory = directory
         self.node = backplane.node_id
@@ -187,6 +226,9 @@ class Relay:
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._directory_down = False
+        # The owners of sessions relayed lately, so that the next request of a session
+        # skips the directory round trip; dropped when the owner does not answer for it.
+        self._owners: dict[str, str] = {}
         # Sessions opened here while the directory was unreachable: claimed once it is back.
         self.unclaimed: set[str] = set()
         self._reclaiming: asyncio.Task[None] | None = None
@@ -218,6 +260,19 @@ class Relay:
             self._reclaim_timer.cancel()
 
     # -- ownership ---------------------------------------------------------------------
+
+    def cached_owner(self, session_id: str) -> str | None:
+        """The owner this node relayed ``session_id`` to lately, if any."""
+        return self._owners.get(session_id)
+
+    def remember(self, session_id: str, owner: str) -> None:
+        owners = self._owners
+        if session_id not in owners and len(owners) >= _OWNER_CACHE:
+            del owners[next(iter(owners))]  # the oldest
+        owners[session_id] = owner
+
+    def forget_owner(self, session_id: str) -> None:
+        self._owners.pop(session_id, None)
 
     def forgotten(self, session: Session) -> None:
         """A session of this endpoint was forgotten here: its key is free again."""
@@ -285,7 +340,7 @@ class Relay:
     def publish(self, node: str, header: Header, body: bytes = b"") -> None:
         header["f"] = self.node
         payload = pack(header, body)
-        self.endpoint.stats.relayed_bytes += len(payload)
+        self.stats.bytes += len(payload)
         self.backplane.publish(self._channel(node), payload)
 
     def open(self, owner: str) -> Outgoing:
@@ -299,7 +354,7 @@ class Relay:
         rid = f"{next(self._ids):x}"
         item = Outgoing(rid, owner, self.now())
         self.outgoing[rid] = item
-        self.endpoint.stats.relayed_requests += 1
+        self.stats.requests += 1
         self._arm()
         return item
 
@@ -327,7 +382,7 @@ class Relay:
         except (ValueError, KeyError, TypeError):
             log.warning("relay %s: malformed message ignored", self.prefix)
             return
-        self.endpoint.stats.relayed_bytes += len(payload)
+        self.stats.bytes += len(payload)
         self._heard[peer] = self.now()
         if kind == "keep":
             self._kept(peer, header)
@@ -389,8 +444,10 @@ class Relay:
                 self._fail(item, "the owner node no longer holds the request")
 
     def _fail(self, item: Outgoing, why: str) -> None:
+        if any(owner == item.owner for owner in self._owners.values()):
+            self._owners = {s: o for s, o in self._owners.items() if o != item.owner}
         if not item.ended:
-            self.endpoint.stats.relay_failures += 1
+            self.stats.failures += 1
             log.warning(
                 "relay %s: request %s to node %s failed: %s", self.prefix, item.rid, item.owner, why
             )
@@ -399,7 +456,7 @@ class Relay:
     def _drop(self, incoming: Incoming, why: str) -> None:
         if self.incoming.pop((incoming.peer, incoming.rid), None) is None:
             return
-        self.endpoint.stats.relay_failures += 1
+        self.stats.failures += 1
         log.warning(
             "relay %s: request %s from node %s dropped: %s",
             self.prefix,

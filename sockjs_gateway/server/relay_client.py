@@ -59,6 +59,43 @@ async def route(
 ) -> web.StreamResponse | None:
     """Relay the request if another live node owns the session; None to go on locally
     (the session is, or may now be opened, here)."""
+    owner = relay.cached_owner(session_id)
+    if owner is None:
+        found = await _lookup(relay, request, upstream, session_id)
+        if not isinstance(found, str):
+            return found  # a refusal, or None: go on locally
+        if found == relay.node:
+            return None
+        owner = found
+    try:
+        if upstream:
+            return await _send(relay, request, spec, session_id, owner)
+        answer = await _receive(relay, request, spec, session_id, callback, owner)
+        if answer is None:  # the owner no longer has it: ask the directory once more
+            relay.forget_owner(session_id)
+            found = await _lookup(relay, request, upstream, session_id)
+            if isinstance(found, str) and found != relay.node:
+                answer = await _receive(relay, request, spec, session_id, callback, found)
+                if answer is None:  # its key not yet released there: claim it soon
+                    relay.opened_unclaimed(session_id)
+        return answer
+    except RelayFull:
+        relay.endpoint.stats.refused["relays"] += 1
+        refusal(
+            "relays",
+            "%s refused: max_relays (%d) relayed requests in progress, from %s",
+            request.path,
+            relay.max_relays,
+            request.remote,
+        )
+        return text_response(503, TOO_MANY_RELAYS)
+
+
+async def _lookup(
+    relay: Relay, request: web.Request, upstream: bool, session_id: str
+) -> str | web.StreamResponse | None:
+    """The session's live owner from the directory (a receiving request claims the id:
+    then the owner may be this node); an answer if the directory cannot be reached."""
     key = relay.key(session_id)
     try:
         if upstream:
@@ -72,22 +109,9 @@ async def route(
         relay.opened_unclaimed(session_id)
         return None
     relay.directory_answered()
-    if owner is None or owner == relay.node:
-        return None
-    try:
-        if upstream:
-            return await _send(relay, request, spec, session_id, owner)
-        return await _receive(relay, request, spec, session_id, callback, owner)
-    except RelayFull:
-        relay.endpoint.stats.refused["relays"] += 1
-        refusal(
-            "relays",
-            "%s refused: max_relays (%d) relayed requests in progress, from %s",
-            request.path,
-            relay.max_relays,
-            request.remote,
-        )
-        return text_response(503, TOO_MANY_RELAYS)
+    if owner is not None and owner != relay.node:
+        relay.remember(session_id, owner)
+    return owner
 
 
 def _unavailable(endpoint: Endpoint, request: web.Request, why: str) -> web.Response:
@@ -118,6 +142,7 @@ async def _send(
             if answer["k"] == "v":
                 break
             if answer["k"] == "fail":
+                relay.forget_owner(session_id)
                 return _unavailable(endpoint, request, str(answer.get("why")))
     finally:
         relay.finish(item)
@@ -126,6 +151,7 @@ async def _send(
         headers = endpoint.session_headers(request, spec, TEXT_PLAIN)
         return web.Response(status=status, body=text or None, headers=headers)
     if status == 404:
+        relay.forget_owner(session_id)
         raise web.HTTPNotFound()
     if not isinstance(status, int):
         status = 500
@@ -148,7 +174,7 @@ async def _receive(
         with watch_disconnect(request, item.lose):
             header, body = await item.next()
             if header["k"] == "e" and header.get("u"):
-                return None  # the owner forgot it meanwhile: open it here
+                return None  # the owner forgot it meanwhile
             if spec.streaming:
                 return await _stream(relay, request, spec, callback, item, header, body)
             return _poll_answer(relay, request, spec, callback, await _gather(item, header, body))
@@ -198,13 +224,18 @@ async def _stream(
         response.force_close()
     step = max(1, relay.window // 4)
     unreported = 0
+    transport = request.transport
+    if transport is not None:
+        item.on_cut = transport.abort
     try:
         await response.prepare(request)
         await response.write(spec.prelude(callback).encode())
         while True:
             kind = header["k"]
             if kind == "d":
+                item.writing = True
                 await response.write(body)
+                item.writing = False
                 unreported += len(body)
                 if header.get("end"):
                     break
@@ -212,9 +243,7 @@ async def _stream(
                     relay.publish(item.owner, {"k": "ack", "r": item.rid, "b": unreported})
                     unreported = 0
             elif kind == "e":
-                if header.get("x"):  # cut off as a slow consumer, as locally
-                    if request.transport is not None:
-                        request.transport.abort()
+                if header.get("x"):  # cut off as a slow consumer (done on arrival)
                     return response
                 break
             elif kind == "fail":

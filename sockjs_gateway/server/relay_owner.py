@@ -10,6 +10,14 @@ acknowledged by the relaying node are bounded by ``relay_window``: past it the r
 is paused (``begin_write``) until an acknowledgement brings it back under, exactly like
 a local receiver whose socket buffer is full, so ``send_time_limit`` applies.
 
+Why a pump of its own rather than :func:`~.http._stream`'s loop: that loop runs in the
+task of the request it writes to, and here the request is on another node; the owner has
+no task per relayed response, only callbacks (a wake, an acknowledgement, a lost client).
+What the two share is what decides behaviour: the registry calls (``attach``, ``detach``,
+``interrupt``, ``begin_write``/``end_write``), the machine's ``take_frames`` and the
+transport row's ``wrap``; the relaying node's writer (:mod:`.relay_client`) is the
+other half of ``_stream``.
+
 A relayed send is delivered by :func:`~.http.deliver_body`, under the session's upstream
 lock and after ``registry.room``, as a local send; its verdict goes back as status and
 text.

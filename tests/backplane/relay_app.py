@@ -40,9 +40,11 @@ class Recorder(EchoHandler):
         self.closes[session.id] = [code, reason]
 
 
-def make_app(backplane: Backplane | None = None) -> web.Application:
+def make_app(
+    backplane: Backplane | None = None, options: SockJSOptions = OPTIONS
+) -> web.Application:
     """``/echo`` (records closes), ``/hb`` (0.3 s heartbeats), ``/close`` (closes at
-    once), and ``GET /closes``: the record, as JSON."""
+    once), and ``GET /closes``: the record, as JSON. ``options`` for ``/echo``."""
     app = web.Application()
     closes: dict[str, list[object]] = {}
     app[CLOSES] = closes
@@ -51,7 +53,7 @@ def make_app(backplane: Backplane | None = None) -> web.Application:
         return web.json_response(closes)
 
     app.router.add_get("/closes", report)
-    add_endpoint(app, Recorder(closes), prefix="/echo", options=OPTIONS, backplane=backplane)
+    add_endpoint(app, Recorder(closes), prefix="/echo", options=options, backplane=backplane)
     add_endpoint(
         app,
         EchoHandler(),

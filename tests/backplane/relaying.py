@@ -14,8 +14,9 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
+from sockjs_gateway import SockJSOptions
 from sockjs_gateway.backplane import Backplane
-from tests.backplane.relay_app import make_app
+from tests.backplane.relay_app import OPTIONS, make_app
 from tests.backplane.servers import ANNOUNCE, ROOT, Node
 
 __all__ = [
@@ -42,8 +43,8 @@ class LocalNodes:
         self.urls: list[str] = []
         self.apps: list[web.Application] = []
 
-    async def add(self, backplane: Backplane) -> str:
-        app = make_app(backplane)
+    async def add(self, backplane: Backplane, options: SockJSOptions = OPTIONS) -> str:
+        app = make_app(backplane, options)
         runner = web.AppRunner(app)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
