@@ -42,8 +42,9 @@ async def test_a_worker_that_cannot_start_fails_the_whole_command(redis: RedisSe
     assert b"before listening" in stderr
 
 
-async def test_workers_share_the_port_and_sigterm_stops_every_one(
-    redis: RedisServer, tmp_path: Path
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+async def test_workers_share_the_port_and_a_signal_stops_every_one(
+    redis: RedisServer, tmp_path: Path, sig: signal.Signals
 ) -> None:
     log = tmp_path / "stderr"
     args = ("testserver", "--workers", "2", "--redis", redis.url, "--access-log")
@@ -56,7 +57,7 @@ async def test_workers_share_the_port_and_sigterm_stops_every_one(
                 async with http.get(url + "echo/info") as response:
                     assert response.status == 200
         assert served_by(log)["/echo/info"] == set(workers)
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(sig)
         assert await asyncio.wait_for(process.wait(), TIMEOUT * 2) == 0
         await until_gone(workers)
 
@@ -77,3 +78,25 @@ async def test_workers_outlive_neither_a_killed_parent_nor_each_other(
         assert await asyncio.wait_for(process.wait(), TIMEOUT * 2) == 1
         await until_gone([second])
     assert f"Worker {first} exited with code -9" in (tmp_path / "two").read_text()
+
+
+async def test_polling_clients_hear_1001_when_the_workers_drain(
+    redis: RedisServer, tmp_path: Path
+) -> None:
+    """SIGTERM reaches every worker, and each drains as one process does: its sessions get
+    1001, and the port keeps answering for the shutdown grace, so a polling client between
+    two polls (whichever worker its next poll reaches) still hears it."""
+    args = ("testserver", "--workers", "2", "--redis", redis.url)
+    async with started(*args, log=tmp_path / "stderr") as (process, url):
+        connector = aiohttp.TCPConnector(force_close=True)
+        async with aiohttp.ClientSession(connector=connector) as http:
+            sessions = [f"{url}echo/000/drain{i}" for i in range(6)]
+            for session in sessions:
+                async with http.post(session + "/xhr") as response:
+                    assert await response.text() == "o\n"
+            process.send_signal(signal.SIGTERM)
+            await asyncio.sleep(0.5)  # the workers hear of it (they poll nothing: at once)
+            for session in sessions:
+                async with http.post(session + "/xhr") as response:
+                    assert await response.text() == 'c[1001,"Going away"]\n'
+        assert await asyncio.wait_for(process.wait(), TIMEOUT * 2) == 0
