@@ -185,3 +185,26 @@ def _relay_stats(app: web.Application) -> RelayStats:
     relay = app[ENDPOINTS][0].relay
     assert relay is not None
     return relay.stats
+
+
+async def test_a_relayed_stream_longer_than_the_window_flows_on_acknowledgements(
+    http: aiohttp.ClientSession,
+) -> None:
+    nodes = await _nodes(replace(OPTIONS, relay_window=4096, response_limit=1 << 20))
+    a, b = nodes.urls
+    try:
+        sid = new_id()
+        assert await poll(http, a, sid) == "o\n"
+        expected = [f"{index:03d}" + "z" * 1000 for index in range(100)]  # 100 KB
+        async with http.post(f"{b}/echo/000/{sid}/xhr_streaming") as response:
+            assert (await response.content.readline()) == b"h" * 2048 + b"\n"
+            for message in expected:
+                assert (await send(http, a, sid, [message]))[0] == 204
+            received: list[str] = []
+            while len(received) < len(expected):  # bounded: the session's 100 messages
+                line = await asyncio.wait_for(response.content.readline(), 10)
+                assert line.startswith(b"a["), line
+                received += json.loads(line[1:])
+        assert received == expected
+    finally:
+        await nodes.close()
