@@ -151,9 +151,12 @@ async def _all_listening(
 
     async def announced(child: asyncio.subprocess.Process) -> bool:
         assert child.stdout is not None
-        line = await child.stdout.readline()
-        if b"listening on" in line:
-            return True
+        # The app may print too (at import, say): pass that on until the announcement.
+        while line := await child.stdout.readline():
+            if line.startswith(b"sockjs_gateway listening on"):
+                return True
+            sys.stdout.buffer.write(line)
+            sys.stdout.flush()
         code = await child.wait()
         print(
             f"sockjs_gateway: worker {child.pid} exited with code {code} before listening",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 from pathlib import Path
 
 import aiohttp
@@ -15,7 +16,7 @@ import pytest
 
 from tests.backplane.servers import RedisServer
 from tests.balancer.workers import TIMEOUT, children, redis, served_by, until_gone
-from tests.processes import finished, started
+from tests.processes import ROOT, finished, started
 
 __all__ = ["redis"]  # the module's redis-server fixture
 
@@ -100,3 +101,31 @@ async def test_polling_clients_hear_1001_when_the_workers_drain(
                 async with http.post(session + "/xhr") as response:
                     assert await response.text() == 'c[1001,"Going away"]\n'
         assert await asyncio.wait_for(process.wait(), TIMEOUT * 2) == 0
+
+
+async def test_what_the_app_prints_at_import_is_passed_on(
+    redis: RedisServer, tmp_path: Path
+) -> None:
+    app = tmp_path / "chatty.py"
+    app.write_text(
+        'print("chatty app imported", flush=True)\n'
+        "from sockjs_gateway.testserver import make_app  # noqa: E402\n"
+    )
+    process = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "sockjs_gateway", "serve", "--workers", "2"),
+        *("--redis", redis.url, "--port", "0", "--app", f"{app}:make_app"),
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        assert process.stdout is not None
+        lines = [await asyncio.wait_for(process.stdout.readline(), 20) for _ in range(3)]
+        assert lines[:2] == [b"chatty app imported\n"] * 2  # once per worker
+        assert lines[2].startswith(b"sockjs_gateway listening on http://127.0.0.1:")
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), TIMEOUT * 2) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
