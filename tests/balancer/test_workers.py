@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -41,6 +42,18 @@ async def test_a_worker_that_cannot_start_fails_the_whole_command(redis: RedisSe
     assert code == 1
     assert b"exited with code" in stderr
     assert b"before listening" in stderr
+
+
+async def test_a_port_another_program_listens_on_fails_the_command(redis: RedisServer) -> None:
+    with socket.socket() as taken:  # no SO_REUSEPORT: nobody may share this port
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        code, stderr = await finished(
+            "testserver", "--workers", "2", "--redis", redis.url, "--port", port
+        )
+    assert code == 1
+    assert b"cannot bind 127.0.0.1:" + port.encode() in stderr
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
