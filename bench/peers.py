@@ -64,6 +64,12 @@ def _node() -> None:
     _stamp(folder, wanted)
 
 
+def ensure_loadgen() -> None:
+    """Only what the load generator needs (ws and undici), for benches without peers."""
+    PEERS.mkdir(parents=True, exist_ok=True)
+    _node()
+
+
 def ensure(*, profiling: bool = False) -> None:
     """Install whatever is missing or out of date."""
     PEERS.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,8 @@
 Both bind 127.0.0.1 unless ``--host`` says otherwise. ``--redis URL`` makes the process
 one node of a cluster: every endpoint's broadcast and every STOMP broker's topics cross
 nodes through a :class:`~sockjs_gateway.backplane.RedisBackplane` (extra ``redis``).
+``--workers N`` (with ``--redis``) runs N such nodes as processes on one port (see
+:mod:`sockjs_gateway.supervisor`).
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ import importlib.util
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -91,14 +95,6 @@ def _parser() -> argparse.ArgumentParser:
         " localhost, 127.0.0.1, ::1, this machine's name, any IP address); '*' serves"
         " every name. Other names get 421 (DNS-rebinding defence); default: none more",
     )
-    serve.add_argument(
-        "--header-timeout",
-        metavar="SECONDS",
-        type=float,
-        default=HEADER_TIMEOUT,
-        help="close a connection whose request headers are not complete within this"
-        " time, and idle keep-alive connections after it",
-    )
     test = sub.add_parser(
         "testserver",
         help="the endpoints the SockJS protocol suite expects",
@@ -112,7 +108,40 @@ def _parser() -> argparse.ArgumentParser:
         metavar="BYTES",
         help="streaming response recycle size in bytes",
     )
+    test.add_argument(
+        "--heartbeat-delay",
+        type=_positive_float,
+        default=25.0,
+        metavar="SECONDS",
+        help="heartbeat_delay of every endpoint (short, for tests that wait for an h frame)",
+    )
+    test.add_argument(
+        "--disconnect-delay",
+        type=_positive_float,
+        default=5.0,
+        metavar="SECONDS",
+        help="disconnect_delay of every endpoint",
+    )
+    test.add_argument(
+        "--sockjs-url",
+        metavar="URL",
+        help="where the iframe page loads sockjs-client from (default: the public CDN)",
+    )
     return parser
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, not {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {text}")
+    return value
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
@@ -144,6 +173,25 @@ def _common(parser: argparse.ArgumentParser, *, port: int, access_log: bool) -> 
         "default: one process on its own)",
     )
     parser.add_argument(
+        "--header-timeout",
+        metavar="SECONDS",
+        type=_positive_float,
+        default=HEADER_TIMEOUT,
+        help="close a connection whose request headers are not complete within this"
+        " time, and idle keep-alive connections after it",
+    )
+    parser.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="processes serving the port (SO_REUSEPORT, Linux); above 1 needs --redis, which"
+        " relays each request to the worker holding its session",
+    )
+    # Internal: how the supervisor starts each worker.
+    parser.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--supervised", type=int, metavar="PID", help=argparse.SUPPRESS)
+    parser.add_argument(
         "--log-level",
         default="INFO",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
@@ -160,15 +208,44 @@ def _common(parser: argparse.ArgumentParser, *, port: int, access_log: bool) -> 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(argv)
+    if args.workers > 1:
+        if not args.redis:
+            parser.error(
+                f"--workers {args.workers} needs --redis URL: a session lives in one worker,"
+                " and the kernel hands each request to any worker, so the workers must"
+                " relay requests to each other through Redis"
+            )
+        if not hasattr(socket, "SO_REUSEPORT"):
+            parser.error("--workers above 1 needs SO_REUSEPORT (Linux), missing here")
+    # A worker names itself in every line, so that its logs can be told apart.
+    process = "[worker %(process)d] " if args.supervised else ""
     logging.basicConfig(
         level=getattr(logging, args.log_level),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        format=f"%(asctime)s %(levelname)s {process}%(name)s %(message)s",
     )
+    if args.workers > 1:
+        from .supervisor import supervise
+
+        with contextlib.suppress(KeyboardInterrupt):
+            return asyncio.run(
+                supervise(argv, workers=args.workers, host=args.host, port=args.port)
+            )
+        return 1
     if args.command == "testserver":
+        from .options import SockJSOptions
         from .testserver import make_app
 
-        app = make_app(response_limit=args.response_limit)
+        options = SockJSOptions(
+            allowed_origins=("*",),
+            heartbeat_delay=args.heartbeat_delay,
+            disconnect_delay=args.disconnect_delay,
+        )
+        if args.sockjs_url:
+            options = replace(options, sockjs_url=args.sockjs_url)
+        app = make_app(response_limit=args.response_limit, options=options)
     elif args.app:
         app = load_factory(args.app)()
     else:
@@ -182,8 +259,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         use_backplane(app, _backplane(args.redis))
     with contextlib.suppress(KeyboardInterrupt):
-        timeout = getattr(args, "header_timeout", HEADER_TIMEOUT)
-        asyncio.run(_serve(app, args.host, args.port, timeout, access_log=args.access_log))
+        timeout = args.header_timeout
+        asyncio.run(
+            _serve(
+                app,
+                args.host,
+                args.port,
+                timeout,
+                access_log=args.access_log,
+                reuse_port=args.reuse_port,
+                parent=args.supervised,
+            )
+        )
     return 0
 
 
@@ -202,19 +289,26 @@ async def _serve(
     header_timeout: float = HEADER_TIMEOUT,
     *,
     access_log: bool = True,
+    reuse_port: bool = False,
+    parent: int | None = None,
 ) -> None:
     """Serve until SIGINT or SIGTERM, then shut down cleanly: every session gets 1001,
     and the listener stays up for the endpoints' ``shutdown_grace`` so that polling
-    clients come back for it."""
+    clients come back for it. A worker of ``--workers`` (``parent`` is its supervisor's
+    pid) also stops so when its supervisor is gone."""
     kwargs: dict[str, Any] = {} if access_log else {"access_log": None}
     runner = GracefulRunner(app, header_timeout=header_timeout, **kwargs)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None)
     await site.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if parent is not None:
+        from .supervisor import watch_parent
+
+        watcher = asyncio.ensure_future(watch_parent(parent, stop))
     bound = runner.addresses[0][1] if runner.addresses else port
     print(f"sockjs_gateway listening on http://{host}:{bound}/", flush=True)
     try:
@@ -222,4 +316,6 @@ async def _serve(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)  # a second signal stops at once
     finally:
+        if parent is not None:
+            watcher.cancel()
         await runner.cleanup()

@@ -81,6 +81,31 @@ def _families(endpoints: list[Endpoint]) -> Iterator[Any]:
     backplanes = {id(e.backplane): e.backplane for e in endpoints if e.backplane is not None}
     if backplanes:
         yield from _backplane_families(list(backplanes.values()))
+    relaying = [e for e in endpoints if e.relay is not None]
+    if relaying:
+        yield from _relay_families(relaying)
+
+
+_RELAY_COUNTERS = (
+    ("requests", "sockjs_relayed_requests", "Requests relayed to the node owning their session"),
+    ("bytes", "sockjs_relayed_bytes", "Bytes of relay messages sent and received"),
+    ("failures", "sockjs_relay_failures", "Relays given up because the other node fell silent"),
+)
+
+
+def _relay_families(endpoints: list[Endpoint]) -> Iterator[Any]:
+    from prometheus_client.core import CounterMetricFamily
+
+    families = [
+        (field, CounterMetricFamily(name, text, labels=["endpoint"]))
+        for field, name, text in _RELAY_COUNTERS
+    ]
+    for endpoint in endpoints:
+        assert endpoint.relay is not None
+        for field, family in families:
+            family.add_metric([endpoint.prefix or "/"], getattr(endpoint.relay.stats, field))
+    for _, family in families:
+        yield family
 
 
 _BACKPLANE_COUNTERS = (

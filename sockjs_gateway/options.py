@@ -121,6 +121,22 @@ class SockJSOptions:
     #: frame. It ends early once every client has its frame; capped at
     #: ``disconnect_delay``, after which a closed session is forgotten anyway.
     shutdown_grace: float = 3.0
+    #: With a backplane that can (memory, Redis), a request for a session owned by another
+    #: node is relayed there, so HTTP fallbacks need no sticky load balancer (see
+    #: docs/deployment.md). ``False`` for sticky deployments: saves a directory claim per
+    #: new HTTP session. Off whenever ``bind_session`` is not ``"none"``.
+    relay: bool = True
+    #: Seconds without any word from a node this one relays with before its relays are
+    #: given up: a relayed receiving request ends with ``c[1011,"Session owner
+    #: unreachable"]``, a relayed send gets 503, a remote receiver is interrupted (1002).
+    relay_timeout: float = 3.0
+    #: Bytes an owner may have sent to a relaying node and not yet had acknowledged as
+    #: written; past it the remote receiver is paused like a stuck local write.
+    relay_window: int = 128 * 1024
+    #: Relayed requests one endpoint may have in progress on one node, both ways
+    #: (relayed from here and served here); past it 503 "Too many relayed requests.".
+    #: Bounds relayed bodies in flight to this many times ``max_message_bytes``.
+    max_relays: int = 1000
 
     def __post_init__(self) -> None:
         names = self.disabled_transports
@@ -159,6 +175,8 @@ class SockJSOptions:
             raise ValueError("session, queue and time limits must be positive")
         if self.slow_consumer not in ("close", "drop-oldest", "drop-newest"):
             raise ValueError(f"unknown slow_consumer policy {self.slow_consumer!r}")
+        if self.relay_timeout <= 0 or self.relay_window < 1 or self.max_relays < 1:
+            raise ValueError("relay_timeout, relay_window and max_relays must be positive")
         if self.bind_session not in ("none", "ip", "principal"):
             raise ValueError(f"unknown bind_session {self.bind_session!r}")
         if self.bind_session == "principal" and self.authenticate is None:

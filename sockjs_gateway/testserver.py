@@ -102,9 +102,13 @@ def make_app(
     response_limit: int = 4096,
     options: SockJSOptions | None = None,
     backplane: Backplane | None = None,
+    redis_url: str | None = None,
 ) -> web.Application:
     """The test application. ``options`` (if given) is the base for every endpoint;
-    ``backplane`` (if given) carries broadcasts and STOMP topics to other nodes."""
+    ``backplane`` (if given) carries broadcasts and STOMP topics to other nodes, and relays
+    requests for sessions another node owns; ``redis_url`` makes that a
+    ``RedisBackplane`` on this URL (for gunicorn, which can pass only literals:
+    ``'sockjs_gateway.testserver:make_app(redis_url="redis://...")'``)."""
     # The protocol suite and the client tests call from any origin.
     base = replace(options or SockJSOptions(allowed_origins=("*",)), response_limit=response_limit)
     app = web.Application()
@@ -122,6 +126,10 @@ def make_app(
     add_endpoint(app, AmplifyHandler(), prefix="/amplify", options=base)
     add_endpoint(app, BroadcastHandler(), prefix="/broadcast", options=base)
     add_endpoint(app, StompHandler(make_stomp_broker()), prefix="/stomp", options=base)
+    if backplane is None and redis_url is not None:
+        from .backplane.redis import RedisBackplane
+
+        backplane = RedisBackplane(redis_url)
     if backplane is not None:
         from .cluster import use_backplane
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from tests.backplane.servers import RedisServer
 from tests.clients.conftest import require
 from tests.server.test_hixie76 import ANSWER, KEY3, handshake, read_head
 
@@ -40,8 +41,11 @@ _NO_CONTROL_SOCKET = _no_control_socket()
 
 
 @asynccontextmanager
-async def gunicorn(app: str, worker: str) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
-    """One gunicorn worker serving ``app``; yields (master process, base URL)."""
+async def gunicorn(
+    app: str, worker: str, *more: str, workers: int = 1
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
+    """gunicorn serving ``app`` with ``workers`` workers (``more``: more gunicorn flags);
+    yields (master process, base URL)."""
     require(importlib.util.find_spec("gunicorn") is not None, "gunicorn (PyPI)")
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -51,7 +55,8 @@ async def gunicorn(app: str, worker: str) -> AsyncIterator[tuple[asyncio.subproc
         "--worker-class",
         worker,
         "--workers",
-        "1",
+        str(workers),
+        *more,
         "--bind",
         "127.0.0.1:0",
         "--graceful-timeout",
@@ -72,7 +77,7 @@ async def gunicorn(app: str, worker: str) -> AsyncIterator[tuple[asyncio.subproc
                 match = LISTENING.search(line)
                 if match is not None:
                     url = match.group(1)
-            while "Booting worker" not in seen[-1]:
+            while sum("Booting worker" in line for line in seen) < workers:
                 seen.append((await process.stderr.readline()).decode(errors="replace"))
         # Keep reading, so that gunicorn never blocks on a full pipe.
         drained = asyncio.ensure_future(process.stderr.read())
@@ -153,3 +158,58 @@ async def test_our_worker_gives_polling_clients_1001_and_speaks_hixie76(
         await asyncio.sleep(1.5)  # aiohttp's worker notices the signal within a second
         assert await post(http, url + "/echo/000/p1/xhr") == (200, 'c[1001,"Going away"]\n')
         assert await asyncio.wait_for(process.wait(), TIMEOUT * 2) == 0
+
+
+@pytest.mark.parametrize(
+    "worker", ["aiohttp.GunicornWebWorker", "sockjs_gateway.worker.GunicornWorker"]
+)
+async def test_two_workers_with_a_redis_backplane_answer_any_session(
+    worker: str, tmp_path: Path
+) -> None:
+    """``-w 2``: the factory gives each worker its own RedisBackplane (gunicorn imports the
+    app in every worker), so a request reaching the worker that does not hold its session
+    is relayed to the one that does."""
+    redis = RedisServer(tmp_path)
+    redis.start()
+    access = tmp_path / "access.log"
+    app = f"sockjs_gateway.testserver:make_app(redis_url={redis.url!r})"
+    log_flags = ("--access-logfile", str(access), "--access-logformat", "%P %r %s")
+    connector = aiohttp.TCPConnector(force_close=True)  # every request on a new connection
+    try:
+        async with (
+            gunicorn(app, worker, *log_flags, workers=2) as (process, url),
+            aiohttp.ClientSession(
+                connector=connector, timeout=aiohttp.ClientTimeout(total=TIMEOUT)
+            ) as http,
+        ):
+            await until_up(http, url)
+
+            async def session(i: int) -> None:
+                base = f"{url}/echo/000/w{i}"
+                assert await post(http, base + "/xhr") == (200, "o\n")
+                for n in range(3):
+                    assert await post(http, base + "/xhr_send", f'["{i}.{n}"]') == (204, "")
+                expected = "a[" + ",".join(f'"{i}.{n}"' for n in range(3)) + "]\n"
+                assert await post(http, base + "/xhr") == (200, expected)
+
+            # gunicorn's workers share one listening socket, and an idle worker that wakes
+            # first takes every connection: sessions in batches of 10 at once, until both
+            # workers have served some (at most 30 batches).
+            for batch in range(30):
+                await asyncio.gather(*(session(batch * 10 + i) for i in range(10)))
+                if len(served_by(access)) == 2:
+                    break
+            process.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(process.wait(), TIMEOUT * 2) == 0
+        assert len(served_by(access)) == 2  # both workers took requests of these sessions
+    finally:
+        redis.kill()
+
+
+def served_by(access: Path) -> set[str]:
+    """The workers (pids) that served requests of the sessions above, from the access log
+    (gunicorn may write it a moment after the response)."""
+    if not access.exists():
+        return set()
+    lines = access.read_text().splitlines()
+    return {line.split(" ", 1)[0] for line in lines if "/echo/000/w" in line}

@@ -1,11 +1,15 @@
 """Backplanes: several server processes (nodes) acting as one.
 
-Each node holds the sessions that connected to it (HTTP fallbacks need a sticky load
-balancer, see ``deploy/nginx.conf``); the backplane carries what must reach sessions on
-every node: ``Endpoint.broadcast`` and STOMP ``/topic/`` and ``/user/`` messages, each
-delivered exactly once per subscriber (see :mod:`.base` for the contract, :mod:`.redis`
-for how Redis keeps it and what happens during an outage). STOMP ``/queue/`` stays
-node-local (:mod:`sockjs_gateway.stomp.bridge` says why).
+Each node holds the sessions that opened on it, their *owner*; the backplane carries what
+must reach sessions on every node: ``Endpoint.broadcast`` and STOMP ``/topic/`` and
+``/user/`` messages, each delivered exactly once per subscriber (see :mod:`.base` for the
+contract, :mod:`.redis` for how Redis keeps it and what happens during an outage). STOMP
+``/queue/`` stays node-local (:mod:`sockjs_gateway.stomp.bridge` says why).
+
+A backplane may also keep a session :mod:`.directory` (memory and Redis do): then any node
+answers any HTTP request of any session, relaying it to the owner
+(:mod:`sockjs_gateway.server.relay`), so the HTTP fallbacks need no sticky load balancer.
+Sticky routing (``deploy/nginx.conf``) still saves the relay hop.
 
 This package never imports ``server/`` or ``stomp/`` (they import it). ``RedisBackplane``
 needs the ``redis`` extra; it and the two names that live outside (``BrokerBridge`` in
@@ -27,6 +31,7 @@ from .base import (
     Subscription,
 )
 from .channel import Channel
+from .directory import Directory, MemoryDirectory
 from .lifecycle import BACKPLANES, run_with_app
 from .memory import MemoryBackplane, MemoryHub
 
@@ -46,6 +51,8 @@ __all__ = [
     "MemoryHub",
     "RedisBackplane",
     "Channel",
+    "Directory",
+    "MemoryDirectory",
     "BrokerBridge",
     "use_backplane",
     "run_with_app",

@@ -15,6 +15,7 @@ from __future__ import annotations
 import secrets
 
 from .base import BackplaneState, BackplaneStats, BackplaneUnavailable
+from .directory import MemoryDirectory
 from .fanout import Fanout, LocalNode
 
 __all__ = ["MemoryBackplane", "MemoryHub"]
@@ -25,6 +26,10 @@ class MemoryHub:
 
     def __init__(self) -> None:
         self.nodes: list[MemoryBackplane] = []
+        #: Session ownership (see :mod:`.directory`): key -> node id.
+        self.owners: dict[str, str] = {}
+        #: The ids of the nodes that are live (on the hub and not closed).
+        self.alive: set[str] = set()
 
 
 class MemoryBackplane(LocalNode):
@@ -44,6 +49,9 @@ class MemoryBackplane(LocalNode):
         self._state = BackplaneState.UP
         self.stats = BackplaneStats()
         self._fanout = Fanout(self.stats)
+        self._hub.alive.add(self._node_id)
+        #: Session ownership shared with the other nodes of the hub.
+        self.directory = MemoryDirectory(self._hub.owners, self._hub.alive, self._node_id)
 
     @property
     def pending(self) -> int:
@@ -74,3 +82,4 @@ class MemoryBackplane(LocalNode):
         self._fanout.clear()
         if self in self._hub.nodes:
             self._hub.nodes.remove(self)
+        self._hub.alive.discard(self._node_id)

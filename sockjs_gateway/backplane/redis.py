@@ -40,6 +40,7 @@ from yarl import URL
 from .base import BackplaneState, BackplaneStats, BackplaneUnavailable
 from .fanout import Fanout, LocalNode
 from .outbox import Outbox, backoff_delay
+from .redis_directory import RedisDirectory
 from .redis_link import RedisLink
 
 __all__ = ["RedisBackplane"]
@@ -115,6 +116,10 @@ class RedisBackplane(LocalNode):
         self._task: asyncio.Task[None] | None = None
         self._retry: asyncio.TimerHandle | None = None
         self._up_event = asyncio.Event()
+        #: Session ownership for relaying (see :mod:`.redis_directory`).
+        self.directory = RedisDirectory(
+            url, node_id=node_id, prefix=prefix, is_up=lambda: self.up, timeout=min(timeout, 1.0)
+        )
 
     # -- the Backplane interface ---------------------------------------------------------
 
@@ -137,6 +142,7 @@ class RedisBackplane(LocalNode):
             raise RuntimeError("the backplane is closed")
         if self._task is None and self._retry is None:
             self._spawn()
+        self.directory.start()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._up_event.wait(), self._startup_wait)
 
@@ -149,6 +155,7 @@ class RedisBackplane(LocalNode):
         if self._state is BackplaneState.CLOSED:
             return
         self._state = BackplaneState.CLOSED
+        await self.directory.close()
         if self._retry is not None:
             self._retry.cancel()
             self._retry = None
@@ -176,6 +183,7 @@ class RedisBackplane(LocalNode):
         self._failures = 0
         if self._ever_up:
             self.stats.reconnects += 1
+            self.directory.reconnected()
             log.info(
                 "backplane: node %s reconnected to Redis at %s; %d messages pending",
                 self._node_id,

@@ -33,9 +33,10 @@ from ..protocol import replies
 from ..protocol.hosts import HostPolicy
 from ..protocol.origins import OriginPolicy, Verdict, origin_of_url, request_scheme
 from ..protocol.transports import TRANSPORTS, TransportSpec, valid_callback
-from . import http, static
+from . import http, relay_client, static
 from .hosts import HOST_NOT_ALLOWED
 from .registry import GOING_AWAY, SessionRegistry
+from .relay import Relay
 from .session import Session
 from .websocket import websocket
 
@@ -108,6 +109,8 @@ class Endpoint:
         #: The bus to the other nodes, if any (see :meth:`use_backplane`).
         self.backplane: Backplane | None = None
         self._channel: Channel | None = None
+        #: Relays requests of sessions owned by other nodes (see :mod:`.relay`).
+        self.relay: Relay | None = None
         if backplane is not None:
             self.use_backplane(backplane)
         #: True once :meth:`drain` began: new sessions are refused with 503.
@@ -131,6 +134,16 @@ class Endpoint:
             self._channel.close()
         self.backplane = backplane
         self._channel = Channel(backplane, f"sockjs:{self.prefix or '/'}", self._receive)
+        if self.relay is not None:
+            self.relay.close()
+            self.relay = self.registry.on_forget = None
+        directory = getattr(backplane, "directory", None)
+        if directory is not None and self.options.relay and not self._bound:
+            from .relay_owner import install
+
+            self.relay = Relay(self, backplane, directory)
+            install(self.relay)
+            self.registry.on_forget = self.relay.forgotten
 
     def _receive(self, payload: bytes) -> int:
         return self.registry.broadcast(payload.decode("utf-8", "surrogatepass"))
@@ -306,6 +319,13 @@ class Endpoint:
                 return static.text_response(500, 'invalid "callback" parameter')
         registry = self.registry
         session = registry.get(session_id)
+        if session is None and self.relay is not None:
+            relayed = await relay_client.route(
+                self.relay, request, spec, upstream, callback, session_id
+            )
+            if relayed is not None:
+                return relayed
+            session = registry.get(session_id)  # opened by another request meanwhile?
         if session is not None and self._bound and not await self._matches(request, session):
             session = None
             if not upstream:

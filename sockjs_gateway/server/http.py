@@ -29,7 +29,16 @@ from .static import text_response
 if TYPE_CHECKING:
     from .endpoint import Endpoint
 
-__all__ = ["HttpReceiver", "receive", "send", "PAYLOAD_TOO_LARGE", "BODY_TOO_SLOW"]
+__all__ = [
+    "HttpReceiver",
+    "receive",
+    "send",
+    "read_body",
+    "too_slow",
+    "deliver_body",
+    "PAYLOAD_TOO_LARGE",
+    "BODY_TOO_SLOW",
+]
 
 #: Body of the 413 answer to an ``xhr_send``/``jsonp_send`` body over ``max_message_bytes``.
 PAYLOAD_TOO_LARGE = "Payload too large."
@@ -377,11 +386,20 @@ def _deliver(
 ) -> web.Response | None:
     """Hand the messages of ``body`` to the session's handler; the error answer if the
     body is too large (None) or not a valid payload."""
+    form = spec.needs_callback and request.content_type == _FORM
+    return deliver_body(endpoint, spec, session, body, form=form)
+
+
+def deliver_body(
+    endpoint: Endpoint, spec: TransportSpec, session: Session, body: bytes | None, *, form: bool
+) -> web.Response | None:
+    """:func:`_deliver` without the request (a relayed send, see :mod:`.relay_owner`):
+    ``form`` says the body is ``application/x-www-form-urlencoded``."""
     if body is None:
         return text_response(413, PAYLOAD_TOO_LARGE, close=True)
     try:
         text = body.decode("utf-8")
-        if spec.needs_callback and request.content_type == _FORM:
+        if form:
             text = parse_qs(text, keep_blank_values=True).get("d", [""])[0]
             if not text:
                 raise BadPayload(PAYLOAD_EXPECTED)
@@ -392,3 +410,8 @@ def _deliver(
         return text_response(500, str(error))
     endpoint.registry.deliver_now(session, messages, len(body))
     return None
+
+
+#: The body reader and the 408 answer, shared with the relaying node (:mod:`.relay_client`).
+read_body = _read_body
+too_slow = _too_slow

@@ -173,6 +173,8 @@ class SessionRegistry:
         self._loop: asyncio.AbstractEventLoop | None = None
         #: The endpoint's counters.
         self.stats = EndpointStats()
+        #: Called with every HTTP session forgotten (the relay frees its ownership).
+        self.on_forget: Callable[[Session], None] | None = None
 
     # -- lookup ------------------------------------------------------------------------
 
@@ -277,6 +279,8 @@ class SessionRegistry:
         self._live.pop(session, None)
         if self._by_id.get(session.id) is session:
             del self._by_id[session.id]
+            if self.on_forget is not None:
+                self.on_forget(session)
 
     # -- traffic -----------------------------------------------------------------------
 

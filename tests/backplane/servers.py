@@ -114,11 +114,13 @@ class Node:
         self.log = log
 
     @classmethod
-    async def start(cls, redis_url: str, log: Path) -> Node:
+    async def start(cls, redis_url: str, log: Path, *extra: str) -> Node:
+        """Start a node; ``extra`` are more ``testserver`` flags."""
         with log.open("wb") as stderr:
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 *("-m", "sockjs_gateway", "testserver", "--port", "0", "--redis", redis_url),
+                *extra,
                 cwd=ROOT,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=stderr,

@@ -1,13 +1,12 @@
 """The shipped load-balancer recipe, for real: Debian's nginx runs ``deploy/nginx.conf``
 (only its ports changed, plus temp and log paths in a temp prefix) in front of two
-``testserver --redis`` nodes, and sockjs-client (Node) uses it on the HTTP fallbacks,
-which only work when every request of a session reaches the same node."""
+``testserver --redis`` nodes, and sockjs-client (Node) uses it on the HTTP fallbacks; the
+access log shows every request of a session reaching one node (no relay hop). The
+round-robin recipe has its own tests in tests/balancer/."""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -17,44 +16,16 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from tests.backplane.servers import ROOT, Node, RedisServer, free_port, wait_listening
+from tests.backplane.servers import Node, RedisServer
 from tests.backplane.test_multinode import Clients, exchange
-from tests.clients.conftest import require
+from tests.nginx import DEPLOY, nginx_binary, start_nginx, stop_nginx
 from tests.stomp.drivers import require_clients
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-TEMPLATE = ROOT / "deploy" / "nginx.conf"
-# What the test adds inside http {}: temp files and an access log in the prefix, the log
-# naming the node each request went to.
-TEST_HTTP = """
-    client_body_temp_path {prefix}/body;
-    proxy_temp_path {prefix}/proxy;
-    fastcgi_temp_path {prefix}/fastcgi;
-    uwsgi_temp_path {prefix}/uwsgi;
-    scgi_temp_path {prefix}/scgi;
-    log_format routed '$uri $sockjs_server $upstream_addr $status';
-    access_log {prefix}/access.log routed;
-"""
-
-
-def nginx_binary() -> str:
-    path = shutil.which("nginx") or "/usr/sbin/nginx"
-    require(os.access(path, os.X_OK), "nginx (apt-get install nginx)")
-    return path
-
-
-def render(template: str, prefix: Path, listen: int, nodes: list[int]) -> str:
-    """The shipped config with the test's ports and paths, and nothing else changed."""
-    text, count = re.subn(r"listen 127\.0\.0\.1:\d+;", f"listen 127.0.0.1:{listen};", template)
-    assert count == 1
-    servers = iter(nodes)
-    text, count = re.subn(
-        r"server 127\.0\.0\.1:\d+;", lambda _: f"server 127.0.0.1:{next(servers)};", text
-    )
-    assert count == len(nodes)
-    text = text.replace("worker_processes auto;", "worker_processes 1;")
-    return text.replace("http {\n", "http {\n" + TEST_HTTP.format(prefix=prefix), 1)
+TEMPLATE = DEPLOY / "nginx.conf"
+# Each access log line names the node each request went to.
+LOG_FORMAT = "$uri $sockjs_server $upstream_addr $status"
 
 
 @dataclass
@@ -64,37 +35,9 @@ class Balanced:
     access_log: Path
 
 
-def start_nginx(binary: str, prefix: Path, nodes: list[int]) -> tuple[subprocess.Popen[bytes], int]:
-    """nginx in the foreground on a free port (three tries, should another process take
-    the port between the probe and the bind)."""
-    for _ in range(3):
-        port = free_port()
-        config = prefix / "nginx.conf"
-        config.write_text(render(TEMPLATE.read_text(), prefix, port, nodes))
-        process = subprocess.Popen(
-            [
-                *(binary, "-p", str(prefix), "-c", str(config), "-e", str(prefix / "error.log")),
-                *("-g", f"daemon off; pid {prefix / 'nginx.pid'};"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        if wait_listening(port, process):
-            return process, port
-        process.kill()
-        process.wait(5)
-    raise RuntimeError("nginx did not start: " + (prefix / "error.log").read_text())
-
-
-@pytest.fixture(scope="module")
-def nginx_path() -> str:
-    return nginx_binary()
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def balanced(
-    tmp_path_factory: pytest.TempPathFactory, nginx_path: str
-) -> AsyncIterator[Balanced]:
+async def balanced(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Balanced]:
+    nginx_binary()
     require_clients()
     workdir = tmp_path_factory.mktemp("nginx")
     redis = RedisServer(workdir)
@@ -105,12 +48,10 @@ async def balanced(
         for index in range(2):
             nodes.append(await Node.start(redis.url, workdir / f"node{index}.log"))
         ports = [int(node.url.rsplit(":", 1)[1]) for node in nodes]
-        nginx, port = start_nginx(nginx_path, workdir, ports)
+        nginx, port = start_nginx(TEMPLATE, workdir, ports, LOG_FORMAT)
         yield Balanced(f"http://127.0.0.1:{port}", nodes, workdir / "access.log")
     finally:
-        if nginx is not None:
-            nginx.terminate()
-            nginx.wait(10)
+        stop_nginx(nginx)
         for node in nodes:
             await node.kill()
         redis.kill()

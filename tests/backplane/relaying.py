@@ -1,0 +1,153 @@
+"""Helpers of the relay tests: in-process nodes on real aiohttp servers, and a raw SockJS
+HTTP client that sends each request of one session wherever the test says."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+from sockjs_gateway import SockJSOptions
+from sockjs_gateway.backplane import Backplane
+from tests.backplane.relay_app import OPTIONS, make_app
+from tests.backplane.servers import ANNOUNCE, ROOT, Node
+
+__all__ = [
+    "LocalNodes",
+    "new_id",
+    "poll",
+    "send",
+    "stream",
+    "closes",
+    "start_node",
+    "wait_for",
+]
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+class LocalNodes:
+    """One aiohttp server on 127.0.0.1 (port 0) per backplane, serving the relay app."""
+
+    def __init__(self) -> None:
+        self.runners: list[web.AppRunner] = []
+        self.urls: list[str] = []
+        self.apps: list[web.Application] = []
+
+    async def add(self, backplane: Backplane, options: SockJSOptions = OPTIONS) -> str:
+        app = make_app(backplane, options)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        self.runners.append(runner)
+        self.apps.append(app)
+        url = f"http://127.0.0.1:{port}"
+        self.urls.append(url)
+        return url
+
+    async def stop(self, index: int) -> None:
+        await self.runners[index].cleanup()
+
+    async def close(self) -> None:
+        for runner in self.runners:
+            await runner.cleanup()
+
+
+async def poll(
+    http: aiohttp.ClientSession,
+    base: str,
+    sid: str,
+    *,
+    prefix: str = "/echo",
+    transport: str = "xhr",
+) -> str:
+    """One polling request; its body."""
+    method = "GET" if transport == "jsonp" else "POST"
+    query = "?c=cb" if transport == "jsonp" else ""
+    url = f"{base}{prefix}/000/{sid}/{transport}{query}"
+    async with http.request(method, url) as response:
+        assert response.status == 200, (response.status, await response.text())
+        return await response.text()
+
+
+async def send(
+    http: aiohttp.ClientSession,
+    base: str,
+    sid: str,
+    messages: Sequence[str],
+    *,
+    prefix: str = "/echo",
+) -> tuple[int, str]:
+    """One ``xhr_send``; its status and body."""
+    url = f"{base}{prefix}/000/{sid}/xhr_send"
+    async with http.post(url, data=json.dumps(list(messages))) as response:
+        return response.status, await response.text()
+
+
+async def stream(
+    http: aiohttp.ClientSession,
+    base: str,
+    sid: str,
+    *,
+    prefix: str = "/echo",
+    transport: str = "xhr_streaming",
+) -> str:
+    """A whole streaming response (until the server ends it)."""
+    method = "POST" if transport == "xhr_streaming" else "GET"
+    query = "?c=cb" if transport == "htmlfile" else ""
+    async with http.request(method, f"{base}{prefix}/000/{sid}/{transport}{query}") as response:
+        assert response.status == 200
+        return await response.text()
+
+
+async def closes(http: aiohttp.ClientSession, base: str) -> dict[str, list[object]]:
+    """The closes recorded on one node."""
+    async with http.get(f"{base}/closes") as response:
+        result: dict[str, list[object]] = await response.json()
+        return result
+
+
+async def start_node(redis_url: str, log: Path, **env: str) -> Node:
+    """``python -m sockjs_gateway serve --app tests.backplane.relay_app:make_app --redis
+    URL`` on a free port, its stderr in ``log``; ``env`` adds environment variables."""
+    with log.open("wb") as stderr:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *("-m", "sockjs_gateway", "serve", "--port", "0", "--redis", redis_url),
+            *("--app", "tests.backplane.relay_app:make_app", "--no-access-log"),
+            cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=stderr,
+            env={**os.environ, **env},
+        )
+    assert process.stdout is not None
+    try:
+        line = await asyncio.wait_for(process.stdout.readline(), 20)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise
+    match = ANNOUNCE.search(line)
+    if match is None:
+        process.kill()
+        await process.wait()
+        raise AssertionError((line, Node.read_log(log)))
+    return Node(process, int(match.group(1)), log)
+
+
+async def wait_for(check: Callable[[], Awaitable[bool]], timeout: float = 15.0) -> None:
+    """Until ``check()`` is true: every 50 ms, for at most ``timeout`` seconds."""
+    async with asyncio.timeout(timeout):
+        while not await check():  # noqa: ASYNC110 (another process's state: no event)
+            await asyncio.sleep(0.05)

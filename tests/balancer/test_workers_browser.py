@@ -1,0 +1,82 @@
+"""The demo chat in Chromium on ``python -m sockjs_gateway serve --workers 2 --redis URL``,
+on xhr-streaming and xhr-polling: each session's requests land on both workers (the access
+log names the worker that served each) and relay to the session's owner."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sockjs_gateway.demo import sockjs_client_path
+from tests.backplane.servers import RedisServer
+from tests.balancer.workers import TIMEOUT, children, redis, served_by
+from tests.clients.conftest import require
+from tests.processes import started
+
+__all__ = ["redis"]  # the module's redis-server fixture
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+@pytest.mark.parametrize("transport", ["xhr-streaming", "xhr-polling"])
+async def test_the_demo_chat_over_two_workers(
+    redis: RedisServer, tmp_path: Path, browser: Any, transport: str
+) -> None:
+    """The demo page in two tabs on ``serve --workers 2``: each tab's requests land on both
+    workers (the access log names the worker), and every line reaches both tabs."""
+    require(sockjs_client_path() is not None, "sockjs-client (npm)")
+    log = tmp_path / "stderr"
+    # Idle keep-alive connections close after 0.3 s, so the paced messages below each go
+    # out on a new connection, which the kernel may hand to either worker.
+    args = ("serve", "--workers", "2", "--redis", redis.url, "--header-timeout", "0.3")
+    async with started(*args, log=log) as (process, url):
+        tabs = [await open_tab(browser, f"{url}?transport={transport}") for _ in range(2)]
+        try:
+            for tab in tabs:
+                await tab.wait_for_function(
+                    "(t) => document.getElementById('transport').textContent === t",
+                    arg=transport,
+                )
+            for i in range(12):
+                tab = tabs[i % 2]
+                await tab.fill("input[name=text]", f"line {i} over {transport}")
+                await tab.press("input[name=text]", "Enter")
+                for each in tabs:
+                    await (
+                        each.locator("#chat")
+                        .get_by_text(f"line {i} over {transport}")
+                        .wait_for(timeout=20000)
+                    )
+                await asyncio.sleep(0.4)  # past the keep-alive: the next send connects anew
+        finally:
+            for tab in tabs:
+                await tab.context.close()
+        workers = set(children(process.pid))
+        sessions = sessions_by_worker(log)
+        assert len(sessions) == 2  # the two tabs' sessions
+        for session, pids in sessions.items():
+            assert pids == workers, (session, pids, workers)
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), TIMEOUT * 2) == 0
+
+
+async def open_tab(browser: Any, url: str) -> Any:
+    page = await (await browser.new_context()).new_page()
+    await page.goto(url)
+    return page
+
+
+def sessions_by_worker(log: Path) -> dict[str, set[int]]:
+    """Session id of every /chat session in a workers' log -> the workers that served it."""
+    found: dict[str, set[int]] = defaultdict(set)
+    for path, pids in served_by(log).items():
+        match = re.match(r"^/chat/[^/]+/([^/]+)/\w+", path)
+        if match is not None:
+            found[match[1]] |= pids
+    return found
