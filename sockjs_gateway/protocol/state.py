@@ -462,10 +462,6 @@ class SessionMachine:
         """True once the session is closed and its close frame has been taken."""
         return self.state is SessionState.CLOSED and not self._frames
 
-    #: The old name of :meth:`data_to_send`, still called by ``server/http.py`` until the
-    #: relay work on that file (issue 16) lands; remove it then.
-    take_frames = data_to_send
-
     def events_received(self) -> list[Event]:
         """What happened since the last call, oldest first (see the module docstring)."""
         events = self._events

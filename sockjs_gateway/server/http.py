@@ -130,7 +130,7 @@ class HttpReceiver:
             or transport.is_closing()
         ):
             return False
-        frames = session.machine.take_frames(asyncio.get_running_loop().time())
+        frames = session.machine.data_to_send(asyncio.get_running_loop().time())
         written = 0
         for frame in frames:
             data = spec.wrap(frame, self._callback).encode()
@@ -184,7 +184,7 @@ def receive(
     if result is Attach.OK:
         if spec.streaming:
             return _stream(request, endpoint, spec, session, receiver, callback)
-        frames = session.machine.take_frames(asyncio.get_running_loop().time(), limit=1)
+        frames = session.machine.data_to_send(asyncio.get_running_loop().time(), limit=1)
         if frames:
             registry.detach(session)
             return _reply(request, endpoint, spec, callback, frames)
@@ -242,7 +242,7 @@ async def _poll(
         try:
             while not receiver.lost:
                 await receiver.wait()
-                frames = session.machine.take_frames(loop.time(), limit=1)
+                frames = session.machine.data_to_send(loop.time(), limit=1)
                 if frames:
                     registry.detach(session)
                     break
@@ -286,7 +286,7 @@ async def _stream(
                     registry.detach(session)
                     await response.write_eof()
                     return response
-                frames = machine.take_frames(loop.time())
+                frames = machine.data_to_send(loop.time())
                 if not frames:
                     await receiver.wait()
                     continue

@@ -14,7 +14,7 @@ Why a pump of its own rather than :func:`~.http._stream`'s loop: that loop runs 
 task of the request it writes to, and here the request is on another node; the owner has
 no task per relayed response, only callbacks (a wake, an acknowledgement, a lost client).
 What the two share is what decides behaviour: the registry calls (``attach``, ``detach``,
-``interrupt``, ``begin_write``/``end_write``), the machine's ``take_frames`` and the
+``interrupt``, ``begin_write``/``end_write``), the machine's ``data_to_send`` and the
 transport row's ``wrap``; the relaying node's writer (:mod:`.relay_client`) is the
 other half of ``_stream``.
 
@@ -136,14 +136,14 @@ class RemoteReceiver:
         spec, callback = self.spec, self.callback
         now = asyncio.get_running_loop().time()
         if not spec.streaming:
-            frames = machine.take_frames(now, limit=1)
+            frames = machine.data_to_send(now, limit=1)
             if frames:
                 if session.receiver is self:
                     registry.detach(session)
                 self._data(spec.wrap(frames[0], callback).encode(), end=True)
             return
         written = 0
-        for frame in machine.take_frames(now):
+        for frame in machine.data_to_send(now):
             data = spec.wrap(frame, callback).encode()
             self._data(data)
             written += len(data)

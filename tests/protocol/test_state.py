@@ -135,7 +135,7 @@ def test_second_close_is_ignored() -> None:
     assert session.events_received() == [Closed(3000, "Go away!", Cause.SERVER)]
 
 
-def test_take_frames_limit() -> None:
+def test_data_to_send_limit() -> None:
     session = machine()
     session.attach(0.0)
     session.send(quote("x"))
