@@ -22,7 +22,28 @@ if TYPE_CHECKING:
     from .backplane.base import Backplane
     from .server.endpoint import Endpoint
 
-__all__ = ["EndpointStats", "BackplaneStats", "add_metrics_route", "collector"]
+__all__ = [
+    "EndpointStats",
+    "BackplaneStats",
+    "add_metrics_route",
+    "collector",
+    "watch_history",
+    "HISTORIES",
+]
+
+#: History stores whose counters the metrics route serves, by name (see
+#: :func:`watch_history`).
+HISTORIES = web.AppKey("sockjs_gateway.histories", dict[str, Any])
+
+
+def watch_history(app: web.Application, name: str, store: Any) -> None:
+    """Serve the counters of a channel-history store (``store.stats``, ``channels``,
+    ``messages``, ``bytes``) under the label ``history=name``. ``add_event_stream``,
+    ``endpoint.channels`` and a STOMP broker with history are watched by name when their
+    app has a metrics route; call this for a store of your own."""
+    if HISTORIES not in app:
+        app[HISTORIES] = {}
+    app[HISTORIES][name] = store
 
 
 _COUNTERS = (
@@ -150,6 +171,43 @@ def _backplane_families(backplanes: list[Backplane]) -> Iterator[Any]:
     yield from plain.values()
 
 
+_HISTORY_GAUGES = (
+    ("channels", "Channels with retained history"),
+    ("messages", "Messages retained in channel history"),
+    ("bytes", "Bytes retained in channel history"),
+)
+
+
+def _history_families(stores: dict[str, Any]) -> Iterator[Any]:
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    gauges = {
+        name: GaugeMetricFamily(f"sockjs_history_{name}", text, labels=["history"])
+        for name, text in _HISTORY_GAUGES
+    }
+    appended = CounterMetricFamily(
+        "sockjs_history_appended", "Messages appended to channel history", labels=["history"]
+    )
+    dropped = CounterMetricFamily(
+        "sockjs_history_dropped",
+        "Messages dropped from channel history, by the bound that dropped them",
+        labels=["history", "reason"],
+    )
+    seen: set[int] = set()
+    for label, store in sorted(stores.items()):
+        if id(store) in seen:
+            continue
+        seen.add(id(store))
+        for name, family in gauges.items():
+            family.add_metric([label], getattr(store, name))
+        appended.add_metric([label], store.stats.appended)
+        for reason, count in sorted(store.stats.dropped.items()):
+            dropped.add_metric([label, reason], count)
+    yield from gauges.values()
+    yield appended
+    yield dropped
+
+
 class _Collector:
     def __init__(self, app: web.Application) -> None:
         self._app = app
@@ -158,7 +216,21 @@ class _Collector:
         from .server.endpoint import ENDPOINTS
 
         endpoints: list[Endpoint] = self._app.get(ENDPOINTS) or []
-        return _families(endpoints)
+        yield from _families(endpoints)
+        stores: dict[str, Any] = {}
+        if HISTORIES in self._app:
+            registered: dict[str, Any] = self._app[HISTORIES]
+            stores.update(registered)
+        for endpoint in endpoints:  # what an endpoint's channels and broker hold
+            label = endpoint.prefix or "/"
+            for kind, source in (
+                ("channels", getattr(endpoint, "_history", None)),
+                ("stomp", getattr(getattr(endpoint.handler, "broker", None), "history", None)),
+            ):
+                if source is not None:
+                    stores.setdefault(f"{kind}:{label}", source)
+        if stores:
+            yield from _history_families(stores)
 
 
 def collector(app: web.Application) -> Any:
