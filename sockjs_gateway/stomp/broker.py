@@ -21,6 +21,10 @@ Crossing either is the client's fault and gets an ERROR naming the option.
 Header values are only ever compared and copied, never evaluated (a SUBSCRIBE ``selector``
 is ignored; Spring's CVE-2018-1270 came from evaluating one).
 
+With history (``Broker(history=HistoryLimits(...))``), every ``/topic/`` message gets an
+offset, recent ones are retained, and a SUBSCRIBE may resume from a point with RabbitMQ's
+``x-stream-offset`` header (:mod:`.streams` says how).
+
 Seams for many nodes: topic traffic leaves through :attr:`Broker.topic_relay`, a
 ``(destination, Payload)`` callable whose default, :meth:`Broker.deliver_topic`, fans out in
 this process, and messages for a user through :attr:`Broker.user_relay` (default
@@ -36,6 +40,7 @@ import functools
 import inspect
 import itertools
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -43,6 +48,7 @@ from typing import TypeVar
 
 from ..exceptions import LocalProtocolError
 from ..handler import check_hook
+from ..history import Cursor, Entry, HistoryLimits, HistoryStore
 from ..info import ConnectionInfo
 from ..logs import refusal
 from .errors import LimitExceeded, NotAuthorized, StompError
@@ -59,6 +65,7 @@ from .events import (
 from .messages import RESERVED_HEADERS, AppMessage, Headers, MessageHandler, Payload
 from .options import StompOptions
 from .protocol import ConnectionState, StompMachine
+from .streams import recovery_headers, requested_start, stamped, unstamped
 
 __all__ = ["Broker", "Client", "Subscription", "Authenticate", "Authorize"]
 
@@ -81,6 +88,10 @@ class Subscription:
     destination: str
     ack: str
     unacked: dict[str, tuple[str, Payload]] = field(default_factory=dict)
+    #: Where a subscription that asked for history stands (admits each message once).
+    cursor: Cursor | None = None
+    #: Headers for its first MESSAGE (``x-stream-recovered``), until one is sent.
+    first_headers: tuple[tuple[str, str], ...] = ()
 
     @property
     def live(self) -> bool:
@@ -127,6 +138,8 @@ class Broker:
         authenticate: Authenticate | None = None,
         authorize_subscribe: Authorize | None = None,
         authorize_send: Authorize | None = None,
+        history: HistoryLimits | HistoryStore[Payload] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         for name, hook in (
             ("authenticate", authenticate),
@@ -150,6 +163,11 @@ class Broker:
         self._queues: dict[str, _Queue] = {}
         self._held = 0  # bytes of payloads waiting in queues or delivered and unacked
         self._ids = itertools.count(1)
+        if isinstance(history, HistoryLimits):
+            history = HistoryStore(history)
+        #: Retained ``/topic/`` messages, if the broker keeps history (see :mod:`.streams`).
+        self.history: HistoryStore[Payload] | None = history
+        self._clock = clock  # Unix seconds, for history ages and ``timestamp=T``
 
     # -- application API ---------------------------------------------------------------
 
@@ -202,8 +220,13 @@ class Broker:
         return self._fan_out(subs, destination, Payload.make(body, headers))
 
     def deliver_topic(self, destination: str, payload: Payload) -> int:
-        """Give ``payload`` to every local subscriber of topic ``destination``."""
-        return self._fan_out(list(self._subscribers.get(destination, ())), destination, payload)
+        """Give ``payload`` to every local subscriber of topic ``destination`` (with
+        history: retain it, and stamp it with its offset and epoch)."""
+        subs = list(self._subscribers.get(destination, ()))
+        if self.history is None:
+            return self._fan_out(subs, destination, payload)
+        entry = self.history.append(destination, unstamped(payload), payload.size, self._clock())
+        return self._fan_out(subs, destination, stamped(entry), entry)
 
     @property
     def clients(self) -> int:
@@ -241,12 +264,13 @@ class Broker:
     async def handle(self, client: Client, event: Event) -> None:
         """Handle one event of ``client``'s machine, then RECEIPT or ERROR it."""
         machine = client.machine
+        receipt_headers: tuple[tuple[str, str], ...] = ()
         try:
             match event:
                 case ConnectRequest():
                     await self._connect(client, event)
                 case Subscribe():
-                    await self._subscribe(client, event)
+                    receipt_headers = await self._subscribe(client, event)
                 case Unsubscribe():
                     self._drop(self._subscription(client, event.id))
                 case Send():
@@ -259,7 +283,7 @@ class Broker:
             log.exception("STOMP handler failed in session %r", machine.session_id)
             machine.fail(event, StompError("internal server error"))
         else:
-            machine.complete(event)
+            machine.complete(event, receipt_headers)
         if machine.closed:
             self.detach(client)
         client.notify()
@@ -275,8 +299,13 @@ class Broker:
         client.user = user
         client.machine.accept(user)
 
-    async def _subscribe(self, client: Client, event: Subscribe) -> None:
+    async def _subscribe(self, client: Client, event: Subscribe) -> tuple[tuple[str, str], ...]:
         destination = event.destination
+        start = requested_start(event.frame)
+        if start is not None and (self.history is None or not destination.startswith(_TOPIC)):
+            raise StompError(
+                "x-stream-offset needs a /topic/ destination of a broker that keeps history"
+            )
         if event.id in client.subscriptions:
             raise StompError(f"subscription id {_clip(event.id)!r} is already in use")
         if len(client.subscriptions) >= self.options.max_subscriptions:
@@ -295,6 +324,17 @@ class Broker:
             self._pump(destination, queue)
         else:
             self._subscribers.setdefault(destination, []).append(sub)
+            if start is not None and self.history is not None:
+                # Subscribed first, then replayed: whatever is published meanwhile is
+                # admitted once by the cursor, before or after the replay.
+                replay = self.history.read(destination, start, self._clock())
+                sub.cursor = Cursor(replay.epoch, replay.next_offset)
+                sub.first_headers = told = recovery_headers(replay)
+                for entry in replay.entries:
+                    if sub.live:
+                        self._deliver(sub, destination, stamped(entry))
+                return told
+        return ()
 
     def _subscription(self, client: Client, sub_id: str) -> Subscription:
         sub = client.subscriptions.get(sub_id)
@@ -403,10 +443,23 @@ class Broker:
             return self._bytes_error()
         return None
 
-    def _fan_out(self, subs: list[Subscription], destination: str, payload: Payload) -> int:
+    def _fan_out(
+        self,
+        subs: list[Subscription],
+        destination: str,
+        payload: Payload,
+        entry: Entry[Payload] | None = None,
+    ) -> int:
         count = 0
         for sub in subs:
             if not sub.live:
+                continue
+            cursor = sub.cursor
+            if (
+                entry is not None
+                and cursor is not None
+                and not cursor.admit(entry.epoch, entry.offset)
+            ):
                 continue
             overflow = self._overflow(sub, payload)
             if overflow is not None:  # a consumer that stopped acking: end it
@@ -428,7 +481,10 @@ class Broker:
             client.ack_index[message_id] = sub
             self._held += payload.size
         machine = client.machine
-        machine.message(sub.id, destination, message_id, payload.headers, payload.body, ack=ack)
+        headers = payload.headers
+        if sub.first_headers:
+            headers, sub.first_headers = (*headers, *sub.first_headers), ()
+        machine.message(sub.id, destination, message_id, headers, payload.body, ack=ack)
         client.notify()
 
     def _enqueue(self, destination: str, payload: Payload) -> None:

@@ -311,9 +311,10 @@ class StompMachine:
         """Refuse the :class:`ConnectRequest` with an ERROR, and close."""
         self.error(message, details)
 
-    def complete(self, event: Event) -> None:
-        """The owner handled ``event``: send its RECEIPT, if the frame asked for one."""
-        self._receipt(event.receipt)
+    def complete(self, event: Event, headers: Iterable[tuple[str, str]] = ()) -> None:
+        """The owner handled ``event``: send its RECEIPT, if the frame asked for one (with
+        ``headers`` after ``receipt-id``)."""
+        self._receipt(event.receipt, headers)
 
     def fail(self, event: Event, error: StompError) -> None:
         """The owner refused ``event``: an ERROR naming its receipt, then close."""
@@ -373,9 +374,9 @@ class StompMachine:
         self._emit(Frame.build("MESSAGE", fields + extra, body))
         return True
 
-    def _receipt(self, receipt: str | None) -> None:
+    def _receipt(self, receipt: str | None, headers: Iterable[tuple[str, str]] = ()) -> None:
         if receipt is not None and not self.closed:
-            self._emit(Frame("RECEIPT", (("receipt-id", receipt),)))
+            self._emit(Frame("RECEIPT", (("receipt-id", receipt), *headers)))
 
     def _emit(self, frame: Frame) -> None:
         # Before CONNECTED the client cannot know the version, and CONNECTED itself is

@@ -5,11 +5,13 @@
 //   {"cmd": "connect", "id": "a", "url": "...", "transport": "xhr-polling",
 //    "incoming": 0, "outgoing": 0, "headers": {}}
 //   {"cmd": "subscribe", "id": "a", "sub": "s1", "destination": "/queue/x",
-//    "ack": "client-individual", "settle": "ack" | "nack" | "none", "receipt": "r1"}
+//    "ack": "client-individual", "settle": "ack" | "nack" | "none", "receipt": "r1",
+//    "headers": {"x-stream-offset": "offset=4"}}
 //   {"cmd": "unsubscribe", "id": "a", "sub": "s1"}
 //   {"cmd": "publish", "id": "a", "destination": "/topic/x", "body": "...", "receipt": "r2"}
 //   {"cmd": "mute", "id": "a"}          (drop the client's heart-beats from now on)
 //   {"cmd": "disconnect", "id": "a"}
+//   {"cmd": "cut", "id": "a"}           (close the connection without a DISCONNECT frame)
 // Events: {"event": "connected"|"message"|"receipt"|"heartbeat"|"stomp-error"|
 //          "disconnected"|"close", "id": ..., ...}
 "use strict";
@@ -70,9 +72,9 @@
         clients[id] = state;
         state.client.activate();
       },
-      subscribe({ id, sub, destination, ack = "auto", settle = "none", receipt }) {
+      subscribe({ id, sub, destination, ack = "auto", settle = "none", receipt, headers: extra = {} }) {
         const state = clients[id];
-        const headers = { id: sub, ack };
+        const headers = Object.assign({ id: sub, ack }, extra);
         if (receipt) headers.receipt = receipt;
         watch(state, receipt);
         state.subs[sub] = state.client.subscribe(destination, (message) => {
@@ -99,6 +101,9 @@
       },
       disconnect({ id }) {
         clients[id].client.deactivate();
+      },
+      cut({ id }) {
+        clients[id].client.forceDisconnect();
       },
     };
     return (command) => commands[command.cmd](command);
