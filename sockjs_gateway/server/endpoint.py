@@ -26,6 +26,7 @@ from ..backplane.base import Backplane
 from ..backplane.channel import Channel
 from ..backplane.lifecycle import run_with_app
 from ..handler import Handler, check_handler, check_hook
+from ..history import Channels, Position
 from ..info import ConnectionInfo
 from ..logs import refusal
 from ..options import SockJSOptions
@@ -34,6 +35,7 @@ from ..protocol.hosts import HostPolicy
 from ..protocol.origins import OriginPolicy, Verdict, origin_of_url, request_scheme
 from ..protocol.transports import TRANSPORTS, TransportSpec, valid_callback
 from . import http, relay_client, static
+from .channels import SessionChannels
 from .hosts import HOST_NOT_ALLOWED
 from .registry import GOING_AWAY, SessionRegistry
 from .relay import Relay
@@ -83,6 +85,7 @@ class Endpoint:
         prefix: str,
         options: SockJSOptions,
         backplane: Backplane | None = None,
+        channels: Channels | None = None,
     ) -> None:
         self.handler = handler
         self.prefix = prefix
@@ -115,6 +118,29 @@ class Endpoint:
             self.use_backplane(backplane)
         #: True once :meth:`drain` began: new sessions are refused with 503.
         self.draining = False
+        self._hub = channels
+        self._channels: SessionChannels | None = None
+
+    @property
+    def channels(self) -> SessionChannels:
+        """Named channels with history for this endpoint's sessions (see
+        :mod:`sockjs_gateway.server.channels`); made on first use, over the hub given to
+        :func:`add_endpoint` or a private in-memory one."""
+        if self._channels is None:
+            if self._hub is None:
+                self._hub = Channels()
+            self._channels = SessionChannels(self.registry, self._hub)
+        return self._channels
+
+    @property
+    def _history(self) -> Channels | None:
+        """The hub whose counters the metrics route reads, once there is one."""
+        return self._hub
+
+    def publish(self, channel: str, text: str) -> Position:
+        """Publish ``text`` to ``channel``: retained in its history and sent to every
+        session subscribed to it (``session.subscribe``); returns its position."""
+        return self.channels.publish(channel, text)
 
     def broadcast(self, message: str) -> int:
         """Send ``message`` to every open session of this endpoint, encoding it once; with a
@@ -489,6 +515,7 @@ def add_endpoint(
     prefix: str = "/sockjs",
     options: SockJSOptions | None = None,
     backplane: Backplane | None = None,
+    channels: Channels | None = None,
 ) -> Endpoint:
     """Mount a SockJS endpoint for ``handler`` at ``prefix`` on ``app``.
 
@@ -502,6 +529,9 @@ def add_endpoint(
         backplane: makes ``broadcast`` reach this endpoint's sessions on every node (e.g. a
             :class:`~sockjs_gateway.backplane.RedisBackplane`); it starts and closes with
             ``app``. Without one, ``broadcast`` stays in this process.
+        channels: the channel hub behind ``endpoint.publish`` and ``session.subscribe``,
+            to share one with other endpoints and event streams; a private in-memory one
+            is made on first use otherwise.
 
     Returns:
         The :class:`Endpoint`, for ``broadcast`` and inspection.
@@ -519,7 +549,7 @@ def add_endpoint(
         raise ValueError("prefix must start with '/'")
     if any(other.prefix == prefix for other in app.get(ENDPOINTS, ())):
         raise ValueError(f"an endpoint is already mounted at {prefix or '/'!r} on this app")
-    endpoint = Endpoint(handler, prefix, options, backplane)
+    endpoint = Endpoint(handler, prefix, options, backplane, channels)
     endpoint.add_routes(app.router)
     if backplane is not None:
         run_with_app(app, backplane)

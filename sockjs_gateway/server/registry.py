@@ -41,7 +41,7 @@ import logging
 import math
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from types import CoroutineType
 from typing import TYPE_CHECKING, Any
 
@@ -171,6 +171,8 @@ class SessionRegistry:
         self._by_id: dict[str, Session] = {}
         self._live: dict[Session, None] = {}  # insertion-ordered set of every session
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: Called with each session as it is forgotten (channel subscriptions end there).
+        self.forget_hooks: list[Callable[[Session], None]] = []
         #: The endpoint's counters.
         self.stats = EndpointStats()
         #: Called with every HTTP session forgotten (the relay frees its ownership).
@@ -281,6 +283,8 @@ class SessionRegistry:
             del self._by_id[session.id]
             if self.on_forget is not None:
                 self.on_forget(session)
+        for hook in self.forget_hooks:
+            hook(session)
 
     # -- traffic -----------------------------------------------------------------------
 
@@ -419,12 +423,21 @@ class SessionRegistry:
         Returns:
             How many sessions it was queued for.
         """
+        return self.multicast(list(self._live), message)
+
+    def multicast(self, sessions: Iterable[Session], message: str) -> int:
+        """Send ``message`` to each of ``sessions`` (of this endpoint), quoting it once and
+        building each kind of WebSocket frame once; never waits.
+
+        Returns:
+            How many sessions it was queued for.
+        """
         quoted = quote(message)
         sockjs_frame: bytes | None = None  # the WebSocket frame, built once for everyone
         raw_frame: bytes | None = None
         now = self._now()
         count = 0
-        for session in list(self._live):
+        for session in sessions:
             machine = session.machine
             if machine.state is not SessionState.OPEN:
                 continue

@@ -11,6 +11,7 @@ from ..protocol.state import SessionMachine, SessionState
 if TYPE_CHECKING:
     import asyncio
 
+    from .channels import Recovery, Since
     from .endpoint import Endpoint
     from .registry import SessionRegistry
 
@@ -113,6 +114,21 @@ class Session:
             True if queued, False if the session is already closed.
         """
         return self._registry.send(self, message)
+
+    async def subscribe(self, channel: str, since: Since = None) -> Recovery:
+        """Receive the messages published to ``channel`` (``endpoint.publish``): first the
+        retained ones from ``since`` (the :class:`~sockjs_gateway.history.Position` of the
+        last one seen, or ``"first"``, ``"last"``, ``"offset=N"``, ...), then live ones,
+        each once. See :mod:`sockjs_gateway.server.channels` for what the client gets.
+
+        Raises:
+            ValueError: a bad channel name or ``since``, or too many subscriptions.
+        """
+        return await self.endpoint.channels.subscribe(self, channel, since)
+
+    def unsubscribe(self, channel: str) -> bool:
+        """Stop receiving ``channel``; False if the session was not subscribed."""
+        return self.endpoint.channels.unsubscribe(self, channel)
 
     def close(self, code: int = 3000, reason: str = "Go away!") -> None:
         """Close the session: queued messages, then ``c[code,"reason"]``, reach the client."""

@@ -1,0 +1,249 @@
+"""Channels for plain SockJS handlers: ``endpoint.publish`` and ``session.subscribe``.
+
+An endpoint's :attr:`~sockjs_gateway.Endpoint.channels` (a :class:`SessionChannels`)
+joins the endpoint's sessions to a :class:`~sockjs_gateway.history.Channels` hub: each
+message published to a channel is formatted and quoted once, then queued for every
+session subscribed to it (``SessionRegistry.multicast``). A session subscribes from a
+point (``since``) and gets the retained messages from there, then live ones, each once.
+
+What the client receives is decided by an :class:`Envelope`; the default,
+:class:`JsonEnvelope`, sends JSON texts the page can parse::
+
+    {"channel": "news", "subscribed": true, "epoch": "9f1c02ab", "recovered": true}
+    {"channel": "news", "epoch": "9f1c02ab", "offset": 12, "data": "the text"}
+
+The first comes once per subscribe, before any replayed message; ``recovered: false``
+tells the page that messages it asked for are gone (older than the history, or from
+another epoch), so it should resync. The page keeps the last ``epoch`` and ``offset`` it
+saw and sends them when it reconnects; the handler passes them back as ``since``.
+
+Subscribing is "listen, then read, then flush": live messages that arrive while the
+history is read wait in the subscriber's buffer, and its cursor drops those the replay
+already carried. Subscriptions end with ``unsubscribe`` or when the session is forgotten.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from ..history import (
+    Channels,
+    Cursor,
+    Entry,
+    Mode,
+    Position,
+    Start,
+    check_channel,
+    parse_stream_offset,
+)
+
+if TYPE_CHECKING:
+    from .registry import SessionRegistry
+    from .session import Session
+
+__all__ = [
+    "SessionChannels",
+    "Recovery",
+    "Envelope",
+    "JsonEnvelope",
+    "Since",
+    "MAX_SUBSCRIPTIONS",
+]
+
+log = logging.getLogger("sockjs_gateway.history")
+
+#: Channels one session may be subscribed to at once (the default).
+MAX_SUBSCRIPTIONS = 100
+#: Where a subscription starts: None (live messages only), the :class:`Position` of the
+#: last message seen (resume after it), a :class:`Start`, or its ``x-stream-offset`` text
+#: (``"first"``, ``"last"``, ``"next"``, ``"offset=N"``, ``"timestamp=T"``).
+Since = Position | Start | str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Recovery:
+    """What :meth:`SessionChannels.subscribe` did.
+
+    Attributes:
+        channel: the channel.
+        epoch: its epoch (None while nothing was ever published to it).
+        recovered: False when messages asked for are gone (see the module docstring).
+        replayed: how many retained messages were queued for the session.
+    """
+
+    channel: str
+    epoch: str | None
+    recovered: bool
+    replayed: int
+
+
+class Envelope(Protocol):
+    """Turns channel traffic into the texts a client receives."""
+
+    def message(self, channel: str, entry: Entry[str]) -> str:
+        """One published message (formatted once for all subscribers)."""
+
+    def subscribed(self, recovery: Recovery) -> str | None:
+        """Sent to the session before its replay; None sends nothing."""
+
+
+class JsonEnvelope:
+    """The default :class:`Envelope` (see the module docstring)."""
+
+    def message(self, channel: str, entry: Entry[str]) -> str:
+        return json.dumps(
+            {"channel": channel, "epoch": entry.epoch, "offset": entry.offset, "data": entry.value},
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+
+    def subscribed(self, recovery: Recovery) -> str | None:
+        return json.dumps(
+            {
+                "channel": recovery.channel,
+                "subscribed": True,
+                "epoch": recovery.epoch,
+                "recovered": recovery.recovered,
+            },
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+
+
+def _start(since: Since) -> Start:
+    if since is None:
+        return Start(Mode.NEXT)
+    if isinstance(since, Position):
+        return Start.after(since)
+    if isinstance(since, Start):
+        return since
+    return parse_stream_offset(since)
+
+
+class _Member:
+    __slots__ = ("cursor", "pending")
+
+    def __init__(self) -> None:
+        self.cursor = Cursor(None, 0)
+        self.pending: list[Entry[str]] | None = []  # live messages during the replay
+
+
+class _Group:
+    """The sessions of this endpoint subscribed to one channel, and the hub listener."""
+
+    __slots__ = ("name", "members", "handle")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.members: dict[Session, _Member] = {}
+        self.handle: object = None
+
+
+class SessionChannels:
+    """One endpoint's side of a channel hub (see the module docstring).
+
+    Args:
+        registry: the endpoint's sessions.
+        hub: the channels and their history; shared with other endpoints and event
+            streams if given to them too.
+        envelope: what clients receive (:class:`JsonEnvelope` by default).
+        max_subscriptions: channels one session may be subscribed to at once.
+    """
+
+    def __init__(
+        self,
+        registry: SessionRegistry,
+        hub: Channels,
+        *,
+        envelope: Envelope | None = None,
+        max_subscriptions: int = MAX_SUBSCRIPTIONS,
+    ) -> None:
+        self.registry = registry
+        self.hub = hub
+        self.envelope: Envelope = envelope or JsonEnvelope()
+        self.max_subscriptions = max_subscriptions
+        self._groups: dict[str, _Group] = {}
+        self._by_session: dict[Session, set[str]] = {}
+        registry.forget_hooks.append(self.forget)
+
+    def publish(self, channel: str, text: str) -> Position:
+        """Publish ``text`` to ``channel`` (every subscriber of the hub gets it, each once,
+        and it is retained); returns its position."""
+        entry = self.hub.publish(channel, text)
+        return Position(entry.epoch, entry.offset)
+
+    async def subscribe(self, session: Session, channel: str, since: Since = None) -> Recovery:
+        """Send ``session`` the messages of ``channel`` from ``since`` on, then live ones.
+
+        Raises:
+            ValueError: a bad channel name or ``since`` text, or the session is subscribed
+                to ``max_subscriptions`` channels already.
+        """
+        check_channel(channel)
+        start = _start(since)
+        names = self._by_session.setdefault(session, set())
+        if channel in names:
+            self.unsubscribe(session, channel)
+        if len(names) >= self.max_subscriptions:
+            raise ValueError(f"too many channel subscriptions (limit {self.max_subscriptions})")
+        group = self._groups.get(channel)
+        if group is None:
+            group = self._groups[channel] = _Group(channel)
+            group.handle = self.hub.listen(channel, lambda entry: self._deliver(group, entry))
+        member = group.members[session] = _Member()
+        names.add(channel)
+        replay = await self.hub.read(channel, start)
+        if group.members.get(session) is not member:  # unsubscribed meanwhile
+            return Recovery(channel, replay.epoch, replay.recovered, 0)
+        entries = replay.entries
+        member.cursor = Cursor(replay.epoch, entries[0].offset if entries else replay.next_offset)
+        recovery = Recovery(channel, replay.epoch, replay.recovered, len(entries))
+        status = self.envelope.subscribed(recovery)
+        if status is not None:
+            session.send(status)
+        envelope = self.envelope
+        for entry in [*entries, *(member.pending or ())]:
+            if member.cursor.admit(entry.epoch, entry.offset):
+                session.send(envelope.message(channel, entry))
+        member.pending = None
+        return recovery
+
+    def unsubscribe(self, session: Session, channel: str) -> bool:
+        """Stop sending ``channel`` to ``session``; False if it was not subscribed."""
+        names = self._by_session.get(session)
+        if names is None or channel not in names:
+            return False
+        names.discard(channel)
+        if not names:
+            del self._by_session[session]
+        group = self._groups.get(channel)
+        if group is not None:
+            group.members.pop(session, None)
+            if not group.members:
+                del self._groups[channel]
+                close = getattr(group.handle, "close", None)
+                if close is not None:
+                    close()
+        return True
+
+    def subscriptions(self, session: Session) -> frozenset[str]:
+        """The channels ``session`` is subscribed to."""
+        return frozenset(self._by_session.get(session, ()))
+
+    def forget(self, session: Session) -> None:
+        """End every subscription of ``session`` (the registry calls this)."""
+        for channel in list(self._by_session.get(session, ())):
+            self.unsubscribe(session, channel)
+
+    def _deliver(self, group: _Group, entry: Entry[str]) -> None:
+        targets = []
+        for session, member in group.members.items():
+            if member.pending is not None:
+                member.pending.append(entry)
+            elif member.cursor.admit(entry.epoch, entry.offset):
+                targets.append(session)
+        if targets:
+            self.registry.multicast(targets, self.envelope.message(group.name, entry))
