@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from .options import SockJSOptions
     from .protocol.state import SessionState
     from .server.endpoint import ENDPOINTS, Endpoint, add_endpoint, drain
+    from .server.eventstream import EventStream, add_event_stream
     from .server.session import Session
 
 __all__ = [
@@ -31,6 +32,8 @@ __all__ = [
     "Endpoint",
     "ENDPOINTS",
     "drain",
+    "add_event_stream",
+    "EventStream",
     "Handler",
     "run_blocking",
     "add_metrics_route",
@@ -51,6 +54,8 @@ _LAZY = {
     "Endpoint": ".server.endpoint",
     "ENDPOINTS": ".server.endpoint",
     "drain": ".server.endpoint",
+    "add_event_stream": ".server.eventstream",
+    "EventStream": ".server.eventstream",
     "Handler": ".handler",
     "run_blocking": ".handler",
     "add_metrics_route": ".metrics",
