@@ -13,12 +13,14 @@ Importing this package loads neither asyncio nor aiohttp.
 
 from __future__ import annotations
 
-from .hub import CHANNEL_NAME_LIMIT, Channels, Listener, check_channel
+from .hub import CHANNEL_NAME_LIMIT, ChannelHub, Channels, Closable, Listener, check_channel
 from .positions import Cursor, Mode, Position, Start, parse_event_id, parse_stream_offset
 from .store import Entry, HistoryLimits, HistoryStats, HistoryStore, Replay
 
 __all__ = [
     "Channels",
+    "ChannelHub",
+    "Closable",
     "Listener",
     "CHANNEL_NAME_LIMIT",
     "check_channel",

@@ -21,11 +21,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from .positions import Start
-from .store import Entry, HistoryLimits, HistoryStore, Replay
+from .store import Entry, HistoryLimits, HistoryStats, HistoryStore, Replay
 
-__all__ = ["Channels", "Listener", "CHANNEL_NAME_LIMIT"]
+__all__ = ["Channels", "ChannelHub", "Listener", "Closable", "CHANNEL_NAME_LIMIT"]
 
 log = logging.getLogger("sockjs_gateway.history")
 
@@ -33,6 +34,33 @@ log = logging.getLogger("sockjs_gateway.history")
 CHANNEL_NAME_LIMIT = 200
 #: A listener gets every message of its channel, with its position.
 Listener = Callable[[Entry[str]], None]
+
+
+class Closable(Protocol):
+    """What :meth:`ChannelHub.listen` returns."""
+
+    def close(self) -> None:
+        """Stop listening (idempotent)."""
+
+
+class ChannelHub(Protocol):
+    """What endpoints and event streams need of a hub: :class:`Channels` in memory, or
+    :class:`sockjs_gateway.backplane.history.RedisChannels` for many nodes."""
+
+    #: "memory" or "redis".
+    backend: str
+    #: Appended and dropped counters.
+    stats: HistoryStats
+
+    def publish(self, channel: str, text: str) -> Entry[str] | None:
+        """Retain ``text`` and hand it to every listener of ``channel`` (on every node);
+        returns its entry when it is known at once (in memory), else None."""
+
+    def listen(self, channel: str, listener: Listener) -> Closable:
+        """Call ``listener(entry)`` for every message of ``channel`` from now on."""
+
+    async def read(self, channel: str, start: Start) -> Replay[str]:
+        """The retained messages of ``channel`` from ``start``."""
 
 
 class _Handle:

@@ -123,16 +123,21 @@ class Cursor:
     numbering began again, which the subscriber must see).
     """
 
-    __slots__ = ("epoch", "next")
+    __slots__ = ("epoch", "next", "reset")
 
     def __init__(self, epoch: str | None, next_offset: int) -> None:
         self.epoch = epoch
         self.next = next_offset
+        #: Set by :meth:`admit` when the message admitted began a new epoch after a known
+        #: one: the history was lost, and the subscriber should be told (and resync).
+        self.reset = False
 
     def admit(self, epoch: str, offset: int) -> bool:
         """Whether the message at ``(epoch, offset)`` is new to this subscriber; if so,
         the cursor moves past it."""
-        if offset < self.next and epoch == self.epoch:
+        same = epoch == self.epoch
+        if offset < self.next and same:
             return False
+        self.reset = not same and self.epoch is not None
         self.epoch, self.next = epoch, offset + 1
         return True

@@ -30,7 +30,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from ..history import (
-    Channels,
+    ChannelHub,
+    Closable,
     Cursor,
     Entry,
     Mode,
@@ -139,7 +140,7 @@ class _Group:
     def __init__(self, name: str) -> None:
         self.name = name
         self.members: dict[Session, _Member] = {}
-        self.handle: object = None
+        self.handle: Closable | None = None
 
 
 class SessionChannels:
@@ -156,7 +157,7 @@ class SessionChannels:
     def __init__(
         self,
         registry: SessionRegistry,
-        hub: Channels,
+        hub: ChannelHub,
         *,
         envelope: Envelope | None = None,
         max_subscriptions: int = MAX_SUBSCRIPTIONS,
@@ -169,11 +170,11 @@ class SessionChannels:
         self._by_session: dict[Session, set[str]] = {}
         registry.forget_hooks.append(self.forget)
 
-    def publish(self, channel: str, text: str) -> Position:
+    def publish(self, channel: str, text: str) -> Position | None:
         """Publish ``text`` to ``channel`` (every subscriber of the hub gets it, each once,
-        and it is retained); returns its position."""
+        and it is retained); returns its position when known at once (in memory)."""
         entry = self.hub.publish(channel, text)
-        return Position(entry.epoch, entry.offset)
+        return None if entry is None else Position(entry.epoch, entry.offset)
 
     async def subscribe(self, session: Session, channel: str, since: Since = None) -> Recovery:
         """Send ``session`` the messages of ``channel`` from ``since`` on, then live ones.
@@ -224,9 +225,8 @@ class SessionChannels:
             group.members.pop(session, None)
             if not group.members:
                 del self._groups[channel]
-                close = getattr(group.handle, "close", None)
-                if close is not None:
-                    close()
+                if group.handle is not None:
+                    group.handle.close()
         return True
 
     def subscriptions(self, session: Session) -> frozenset[str]:
@@ -244,6 +244,10 @@ class SessionChannels:
             if member.pending is not None:
                 member.pending.append(entry)
             elif member.cursor.admit(entry.epoch, entry.offset):
+                if member.cursor.reset:  # the history was lost: say so first
+                    status = self.envelope.subscribed(Recovery(group.name, entry.epoch, False, 0))
+                    if status is not None:
+                        session.send(status)
                 targets.append(session)
         if targets:
             self.registry.multicast(targets, self.envelope.message(group.name, entry))

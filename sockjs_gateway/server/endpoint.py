@@ -26,7 +26,7 @@ from ..backplane.base import Backplane
 from ..backplane.channel import Channel
 from ..backplane.lifecycle import run_with_app
 from ..handler import Handler, check_handler, check_hook
-from ..history import Channels, Position
+from ..history import ChannelHub, Channels, Position
 from ..info import ConnectionInfo
 from ..logs import refusal
 from ..options import SockJSOptions
@@ -85,7 +85,7 @@ class Endpoint:
         prefix: str,
         options: SockJSOptions,
         backplane: Backplane | None = None,
-        channels: Channels | None = None,
+        channels: ChannelHub | None = None,
     ) -> None:
         self.handler = handler
         self.prefix = prefix
@@ -118,7 +118,7 @@ class Endpoint:
             self.use_backplane(backplane)
         #: True once :meth:`drain` began: new sessions are refused with 503.
         self.draining = False
-        self._hub = channels
+        self._hub: ChannelHub | None = channels
         self._channels: SessionChannels | None = None
 
     @property
@@ -133,13 +133,14 @@ class Endpoint:
         return self._channels
 
     @property
-    def _history(self) -> Channels | None:
+    def _history(self) -> ChannelHub | None:
         """The hub whose counters the metrics route reads, once there is one."""
         return self._hub
 
-    def publish(self, channel: str, text: str) -> Position:
+    def publish(self, channel: str, text: str) -> Position | None:
         """Publish ``text`` to ``channel``: retained in its history and sent to every
-        session subscribed to it (``session.subscribe``); returns its position."""
+        session subscribed to it (``session.subscribe``), on every node with a Redis hub;
+        returns its position when known at once (in memory)."""
         return self.channels.publish(channel, text)
 
     def broadcast(self, message: str) -> int:
@@ -515,7 +516,7 @@ def add_endpoint(
     prefix: str = "/sockjs",
     options: SockJSOptions | None = None,
     backplane: Backplane | None = None,
-    channels: Channels | None = None,
+    channels: ChannelHub | None = None,
 ) -> Endpoint:
     """Mount a SockJS endpoint for ``handler`` at ``prefix`` on ``app``.
 

@@ -36,7 +36,8 @@ from typing import Any
 from aiohttp import web
 
 from ..history import (
-    Channels,
+    ChannelHub,
+    Closable,
     Cursor,
     Entry,
     Mode,
@@ -110,7 +111,7 @@ class _Group:
 
     def __init__(self) -> None:
         self.streams: dict[_Stream, None] = {}
-        self.handle: Any = None
+        self.handle: Closable | None = None
 
 
 class EventStream:
@@ -118,7 +119,7 @@ class EventStream:
 
     def __init__(
         self,
-        hub: Channels,
+        hub: ChannelHub,
         prefix: str,
         options: SockJSOptions,
         allow: Allow | None = None,
@@ -312,6 +313,9 @@ class EventStream:
                 continue
             if data is None:
                 data = self._format(entry).encode()
+            if stream.cursor.reset:  # the history was lost: say so first
+                status = {"channel": channel, "epoch": entry.epoch, "recovered": False}
+                stream.queue.append(sse.event(json.dumps(status), name="recovery").encode())
             stream.queue.append(data)
             stream.queued += len(data)
             self.stats.messages_out += 1
@@ -339,7 +343,8 @@ class EventStream:
             self.stats.closed["event-stream"] += 1
         if not group.streams and self._groups.get(channel) is group:
             del self._groups[channel]
-            group.handle.close()
+            if group.handle is not None:
+                group.handle.close()
 
     async def shutdown(self) -> None:
         """End every stream (the browser will reconnect to whichever server answers)."""
@@ -359,7 +364,7 @@ async def _shutdown(app: web.Application) -> None:
 def add_event_stream(
     app: web.Application,
     *,
-    channels: Channels,
+    channels: ChannelHub,
     prefix: str = "/events",
     options: SockJSOptions | None = None,
     allow: Allow | None = None,

@@ -65,7 +65,7 @@ from .events import (
 from .messages import RESERVED_HEADERS, AppMessage, Headers, MessageHandler, Payload
 from .options import StompOptions
 from .protocol import ConnectionState, StompMachine
-from .streams import recovery_headers, requested_start, stamped, unstamped
+from .streams import RECOVERED_HEADER, recovery_headers, requested_start, stamped, unstamped
 
 __all__ = ["Broker", "Client", "Subscription", "Authenticate", "Authorize"]
 
@@ -455,12 +455,11 @@ class Broker:
             if not sub.live:
                 continue
             cursor = sub.cursor
-            if (
-                entry is not None
-                and cursor is not None
-                and not cursor.admit(entry.epoch, entry.offset)
-            ):
-                continue
+            if entry is not None and cursor is not None:
+                if not cursor.admit(entry.epoch, entry.offset):
+                    continue
+                if cursor.reset:  # the history was lost: this MESSAGE says so
+                    sub.first_headers = ((RECOVERED_HEADER, "false"),)
             overflow = self._overflow(sub, payload)
             if overflow is not None:  # a consumer that stopped acking: end it
                 sub.client.machine.fail_with(overflow)

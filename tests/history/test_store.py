@@ -177,6 +177,10 @@ def test_cursor_admits_each_message_once_and_a_new_epoch_always() -> None:
     assert cursor.admit("e1", 4)
     assert not cursor.admit("e1", 4)
     assert cursor.admit("e2", 1)  # the history was lost: numbering began again
+    assert cursor.reset
+    assert cursor.admit("e2", 2)
+    assert not cursor.reset
+    assert Cursor(None, 0).admit("e1", 1)
 
 
 def test_history_modules_import_neither_asyncio_nor_aiohttp_nor_the_server() -> None:
