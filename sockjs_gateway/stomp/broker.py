@@ -48,7 +48,7 @@ from typing import TypeVar
 
 from ..exceptions import LocalProtocolError
 from ..handler import check_hook
-from ..history import Cursor, Entry, HistoryLimits, HistoryStore
+from ..history import ChannelHub, Cursor, Entry, HistoryLimits, HistoryStore
 from ..info import ConnectionInfo
 from ..logs import refusal
 from .errors import LimitExceeded, NotAuthorized, StompError
@@ -65,7 +65,14 @@ from .events import (
 from .messages import RESERVED_HEADERS, AppMessage, Headers, MessageHandler, Payload
 from .options import StompOptions
 from .protocol import ConnectionState, StompMachine
-from .streams import RECOVERED_HEADER, recovery_headers, requested_start, stamped, unstamped
+from .streams import (
+    RECOVERED_HEADER,
+    HubTopics,
+    recovery_headers,
+    requested_start,
+    stamped,
+    unstamped,
+)
 
 __all__ = ["Broker", "Client", "Subscription", "Authenticate", "Authorize"]
 
@@ -92,6 +99,8 @@ class Subscription:
     cursor: Cursor | None = None
     #: Headers for its first MESSAGE (``x-stream-recovered``), until one is sent.
     first_headers: tuple[tuple[str, str], ...] = ()
+    #: Live messages held while its history is read from a hub (then replayed).
+    pending: list[Entry[Payload]] | None = None
 
     @property
     def live(self) -> bool:
@@ -138,7 +147,7 @@ class Broker:
         authenticate: Authenticate | None = None,
         authorize_subscribe: Authorize | None = None,
         authorize_send: Authorize | None = None,
-        history: HistoryLimits | HistoryStore[Payload] | None = None,
+        history: HistoryLimits | HistoryStore[Payload] | ChannelHub | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         for name, hook in (
@@ -165,8 +174,15 @@ class Broker:
         self._ids = itertools.count(1)
         if isinstance(history, HistoryLimits):
             history = HistoryStore(history)
-        #: Retained ``/topic/`` messages, if the broker keeps history (see :mod:`.streams`).
-        self.history: HistoryStore[Payload] | None = history
+        #: Retained ``/topic/`` messages, if the broker keeps them in this process.
+        self.history: HistoryStore[Payload] | None = None
+        #: ``/topic/`` traffic through a channel hub (Redis: shared by every node), if the
+        #: broker was given one; topic messages then bypass :attr:`topic_relay`.
+        self.hub_topics: HubTopics | None = None
+        if isinstance(history, HistoryStore):
+            self.history = history
+        elif history is not None:
+            self.hub_topics = HubTopics(self, history)
         self._clock = clock  # Unix seconds, for history ages and ``timestamp=T``
 
     # -- application API ---------------------------------------------------------------
@@ -188,7 +204,7 @@ class Broker:
         """Send to a ``/topic/`` or ``/queue/`` destination from the server side."""
         payload = Payload.make(body, headers)
         if destination.startswith(_TOPIC):
-            self.topic_relay(destination, payload)
+            self._publish_topic(destination, payload)
         elif destination.startswith(_QUEUE):
             self._enqueue(destination, payload)
         else:
@@ -227,6 +243,22 @@ class Broker:
             return self._fan_out(subs, destination, payload)
         entry = self.history.append(destination, unstamped(payload), payload.size, self._clock())
         return self._fan_out(subs, destination, stamped(entry), entry)
+
+    def deliver_entry(self, destination: str, payload: Payload, entry: Entry[Payload]) -> int:
+        """Give a numbered message from the hub to the local subscribers of ``destination``."""
+        return self._fan_out(
+            list(self._subscribers.get(destination, ())), destination, payload, entry
+        )
+
+    def deliver_to(self, sub: Subscription, payload: Payload) -> None:
+        """Give one (replayed) message to one subscription."""
+        self._deliver(sub, sub.destination, payload)
+
+    def _publish_topic(self, destination: str, payload: Payload) -> None:
+        if self.hub_topics is not None:
+            self.hub_topics.publish(destination, payload)
+        else:
+            self.topic_relay(destination, payload)
 
     @property
     def clients(self) -> int:
@@ -302,7 +334,8 @@ class Broker:
     async def _subscribe(self, client: Client, event: Subscribe) -> tuple[tuple[str, str], ...]:
         destination = event.destination
         start = requested_start(event.frame)
-        if start is not None and (self.history is None or not destination.startswith(_TOPIC)):
+        keeps = self.history is not None or self.hub_topics is not None
+        if start is not None and (not keeps or not destination.startswith(_TOPIC)):
             raise StompError(
                 "x-stream-offset needs a /topic/ destination of a broker that keeps history"
             )
@@ -324,6 +357,11 @@ class Broker:
             self._pump(destination, queue)
         else:
             self._subscribers.setdefault(destination, []).append(sub)
+            hub_topics = self.hub_topics
+            if hub_topics is not None and destination.startswith(_TOPIC):
+                hub_topics.watch(destination)
+                if start is not None:
+                    return await hub_topics.replay(sub, start)
             if start is not None and self.history is not None:
                 # Subscribed first, then replayed: whatever is published meanwhile is
                 # admitted once by the cursor, before or after the replay.
@@ -354,7 +392,7 @@ class Broker:
             tuple((k, v) for k, v in frame.headers if k not in RESERVED_HEADERS), frame.body
         )
         if destination.startswith(_TOPIC):
-            self.topic_relay(destination, payload)
+            self._publish_topic(destination, payload)
         elif destination.startswith(_QUEUE):
             self._enqueue(destination, payload)
         else:
@@ -454,6 +492,9 @@ class Broker:
         for sub in subs:
             if not sub.live:
                 continue
+            if entry is not None and sub.pending is not None:
+                sub.pending.append(entry)  # its history is being read: replayed after
+                continue
             cursor = sub.cursor
             if entry is not None and cursor is not None:
                 if not cursor.admit(entry.epoch, entry.offset):
@@ -550,3 +591,5 @@ class Broker:
                 subs.remove(sub)
             if not subs:
                 self._subscribers.pop(sub.destination, None)
+                if self.hub_topics is not None:
+                    self.hub_topics.unwatch(sub.destination)

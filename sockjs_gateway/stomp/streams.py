@@ -19,10 +19,16 @@ A client cannot forge these headers: ``x-stream-*`` headers of a SEND are remove
 
 from __future__ import annotations
 
-from ..history import Entry, Replay, Start, parse_stream_offset
+import json
+from typing import TYPE_CHECKING, Any
+
+from ..history import ChannelHub, Closable, Cursor, Entry, Replay, Start, parse_stream_offset
 from .errors import StompError
 from .frames import Frame
 from .messages import Payload
+
+if TYPE_CHECKING:
+    from .broker import Broker, Subscription
 
 __all__ = [
     "OFFSET_HEADER",
@@ -32,6 +38,7 @@ __all__ = [
     "stamped",
     "unstamped",
     "recovery_headers",
+    "HubTopics",
 ]
 
 OFFSET_HEADER = "x-stream-offset"
@@ -70,9 +77,73 @@ def stamped(entry: Entry[Payload]) -> Payload:
     return Payload(headers, payload.body)
 
 
-def recovery_headers(replay: Replay[Payload]) -> tuple[tuple[str, str], ...]:
+def recovery_headers(replay: Replay[Any]) -> tuple[tuple[str, str], ...]:
     """What the first MESSAGE and the RECEIPT of a recovering subscription say."""
     headers = [(RECOVERED_HEADER, "true" if replay.recovered else "false")]
     if replay.epoch is not None:
         headers.append((EPOCH_HEADER, replay.epoch))
     return tuple(headers)
+
+
+def _encode(payload: Payload) -> str:
+    return json.dumps(payload.headers, separators=(",", ":")) + "\n" + payload.body.decode()
+
+
+def _decode(entry: Entry[str]) -> Entry[Payload]:
+    head, _, body = entry.value.partition("\n")
+    headers = tuple((str(k), str(v)) for k, v in json.loads(head))
+    payload = Payload(headers, body.encode())
+    return Entry(entry.epoch, entry.offset, entry.time, payload, entry.size)
+
+
+class HubTopics:
+    """A broker's ``/topic/`` traffic through a channel hub (``Broker(history=hub)``),
+    such as :class:`sockjs_gateway.backplane.history.RedisChannels`: the hub numbers and
+    keeps every message and hands it to every node, so a client can resume on any node.
+
+    The broker listens to a destination while it has subscribers here. A subscription
+    with a starting point buffers the live messages that arrive while the hub reads the
+    history (a round trip to Redis), then replays and flushes them through its cursor.
+    """
+
+    def __init__(self, broker: Broker, hub: ChannelHub) -> None:
+        self.broker = broker
+        self.hub = hub
+        self._handles: dict[str, Closable] = {}
+
+    def publish(self, destination: str, payload: Payload) -> None:
+        self.hub.publish(destination, _encode(unstamped(payload)))
+
+    def watch(self, destination: str) -> None:
+        if destination not in self._handles:
+            self._handles[destination] = self.hub.listen(
+                destination, lambda entry: self._received(destination, entry)
+            )
+
+    def unwatch(self, destination: str) -> None:
+        handle = self._handles.pop(destination, None)
+        if handle is not None:
+            handle.close()
+
+    def _received(self, destination: str, entry: Entry[str]) -> None:
+        decoded = _decode(entry)
+        self.broker.deliver_entry(destination, stamped(decoded), decoded)
+
+    async def replay(self, sub: Subscription, start: Start) -> tuple[tuple[str, str], ...]:
+        """Replay ``sub``'s history from ``start``; returns the RECEIPT's headers."""
+        sub.pending = []
+        sub.cursor = Cursor(None, 0)
+        try:
+            replay = await self.hub.read(sub.destination, start)
+        except Exception:
+            sub.pending = None
+            raise StompError("the channel history cannot be read now; try again") from None
+        entries = [_decode(entry) for entry in replay.entries]
+        first = entries[0].offset if entries else replay.next_offset
+        sub.cursor = cursor = Cursor(replay.epoch, first)
+        sub.first_headers = told = recovery_headers(replay)
+        pending, sub.pending = sub.pending or [], None
+        for entry in [*entries, *pending]:
+            if sub.live and cursor.admit(entry.epoch, entry.offset):
+                self.broker.deliver_to(sub, stamped(entry))
+        return told

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from sockjs_gateway.history import HistoryLimits, Mode, Start
+from sockjs_gateway.history import Channels, HistoryLimits, Mode, Start
 from sockjs_gateway.stomp import Broker, Frame, Payload
 from tests.stomp.helpers import BrokerPeer, wire
 
@@ -32,8 +32,11 @@ def positions(frames: list[Frame]) -> list[tuple[str, str | None]]:
     return [(f.text, f.get("x-stream-offset")) for f in frames]
 
 
-async def test_messages_carry_offset_and_epoch_and_resume_has_no_gap_or_duplicate() -> None:
-    broker = Broker(history=HistoryLimits())
+@pytest.mark.parametrize("kept", ["store", "hub"])
+async def test_messages_carry_offset_and_epoch_and_resume_has_no_gap_or_duplicate(
+    kept: str,
+) -> None:
+    broker = Broker(history=HistoryLimits() if kept == "store" else Channels())
     reader, sender = await connected(broker), await connected(broker)
     await reader.subscribe("/topic/t", "s1")
     for text in ("m1", "m2", "m3"):

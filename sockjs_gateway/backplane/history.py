@@ -1,0 +1,343 @@
+"""``RedisChannels``: channel history in Redis Streams, so every node sees the same offsets.
+
+The in-memory :class:`~sockjs_gateway.history.Channels` numbers messages per process; two
+nodes behind a load balancer would number the same channel differently, and a client that
+reconnects to the other node could not resume. Here one Lua script, run atomically by
+Redis for every publish, does it all in one place:
+
+* ``HINCRBY`` the channel's offset in a hash that also holds its epoch (a random token
+  made when the hash is missing: the first publish ever, after the channel went idle past
+  ``max_age``, or after a Redis restart without persistence lost it);
+* ``XADD`` the message to the channel's stream with ``MAXLEN ~ max_messages``, then
+  ``XTRIM MINID`` to drop what is older than ``max_age``; both keys expire after
+  ``max_age`` of silence;
+* ``PUBLISH`` it, with its epoch and offset, on one pub/sub channel every node listens to.
+
+Because Redis runs the script atomically, pub/sub order is offset order on every node,
+and a listener's cursor never meets an offset below one it has seen in the same epoch.
+A node whose pub/sub connection drops catches up from the streams when it is back (every
+channel with local listeners, from the last offset it delivered), so live subscribers
+lose nothing to a short outage. Reads (``XRANGE``) serve replays.
+
+Bounds in Redis: ``max_messages`` (approximately, as ``MAXLEN ~`` trims whole nodes) and
+``max_age``; Redis's own ``maxmemory`` bounds the bytes. ``max_channel_bytes``,
+``max_total_bytes`` and ``max_channels`` are enforced by the in-memory store only.
+
+A publish that fails (the connection broke) is tried again for up to ``timeout``
+seconds, with the same token: the script skips a token it has already appended for this
+node, so a retry whose first attempt did reach Redis (its reply was lost) is not appended
+twice. Past ``timeout`` the message is dropped and counted (``stats.dropped
+["unavailable"]``), and the outage is logged once: history that is not in Redis would
+give different nodes different offsets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections import deque
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from ..history import (
+    Entry,
+    HistoryLimits,
+    HistoryStats,
+    Listener,
+    Mode,
+    Replay,
+    Start,
+    check_channel,
+)
+
+__all__ = ["RedisChannels"]
+
+log = logging.getLogger("sockjs_gateway.history")
+
+# KEYS: meta hash, stream, pub/sub channel. ARGV: new epoch, data, maxlen, max age (ms),
+# channel name, node id, publish token. Returns 1, or 0 for a retry of a publish done.
+_PUBLISH = """
+local mark = 'n:' .. ARGV[6]
+if redis.call('HGET', KEYS[1], mark) == ARGV[7] then
+  return 0
+end
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('HSET', KEYS[1], 'epoch', epoch)
+end
+local offset = redis.call('HINCRBY', KEYS[1], 'offset', 1)
+redis.call('HSET', KEYS[1], mark, ARGV[7])
+local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'o', offset, 'd', ARGV[2])
+local ms = tonumber(string.match(id, '^(%d+)'))
+redis.call('XTRIM', KEYS[2], 'MINID', tostring(ms - tonumber(ARGV[4])))
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+local z = '\\0'
+redis.call('PUBLISH', KEYS[3], ARGV[5] .. z .. epoch .. z .. offset .. z .. ms .. z .. ARGV[2])
+return 1
+"""
+_ERRORS = (RedisError, OSError, TimeoutError)
+
+
+class _Handle:
+    __slots__ = ("_hub", "channel", "listener")
+
+    def __init__(self, hub: RedisChannels, channel: str, listener: Listener) -> None:
+        self._hub: RedisChannels | None = hub
+        self.channel = channel
+        self.listener = listener
+
+    def close(self) -> None:
+        hub, self._hub = self._hub, None
+        if hub is not None:
+            hub._remove(self)
+
+
+class RedisChannels:
+    """Channels with history in Redis (see the module docstring); the same interface as
+    :class:`~sockjs_gateway.history.Channels`, for ``add_endpoint(channels=...)`` and
+    ``add_event_stream``. :meth:`start` it before use and :meth:`close` it after
+    (:meth:`run_with_app` ties both to an aiohttp app).
+
+    Args:
+        url: the Redis server.
+        limits: ``max_messages`` and ``max_age`` apply (see the module docstring).
+        prefix: prepended to every key, so that clusters can share one Redis.
+        timeout: seconds allowed to connect and for a command's reply.
+        retry_delay: seconds between two attempts to get the pub/sub connection back.
+    """
+
+    backend = "redis"
+
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379",
+        limits: HistoryLimits | None = None,
+        *,
+        prefix: str = "sockjs_gateway:history:",
+        timeout: float = 5.0,
+        retry_delay: float = 0.2,
+    ) -> None:
+        self.limits = limits or HistoryLimits()
+        self.stats = HistoryStats()
+        self._prefix = prefix
+        self._bus = f"{prefix}bus"
+        self._timeout = timeout
+        self._retry_delay = retry_delay
+        self._redis = Redis.from_url(
+            url, socket_connect_timeout=timeout, socket_timeout=timeout, health_check_interval=0
+        )
+        self._script = self._redis.register_script(_PUBLISH)
+        self._listeners: dict[str, list[_Handle]] = {}
+        self._last: dict[str, tuple[str, int]] = {}  # channel -> last (epoch, offset) delivered
+        self._queue: deque[tuple[str, str]] = deque()  # publishes, in order
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._up = asyncio.Event()
+        self._down_logged = False
+        self._node = secrets.token_hex(8)
+        self._tokens = 0
+
+    @property
+    def up(self) -> bool:
+        """True while the pub/sub link to Redis is up (publishes and live delivery work)."""
+        return self._up.is_set()
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start listening and publishing; waits up to ``timeout`` for the first link."""
+        if not self._tasks:
+            loop = asyncio.get_running_loop()
+            self._tasks = [
+                loop.create_task(self._listen_forever(), name="sockjs-history-listen"),
+                loop.create_task(self._publish_forever(), name="sockjs-history-publish"),
+            ]
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._up.wait(), self._timeout)
+
+    async def close(self) -> None:
+        """Stop, and drop what was not published yet."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.stats.dropped["closed"] += len(self._queue)
+        self._queue.clear()
+        await self._redis.aclose()
+
+    def run_with_app(self, app: Any) -> None:
+        """Start with ``app`` and close when it stops."""
+
+        async def lifetime(_: Any) -> Any:
+            await self.start()
+            yield
+            await self.close()
+
+        app.cleanup_ctx.append(lifetime)
+
+    # -- the hub interface ---------------------------------------------------------------
+
+    def publish(self, channel: str, text: str) -> None:
+        """Queue ``text`` for ``channel``; Redis gives it its offset, then every node's
+        listeners get it (this node's too, once Redis has it). Never waits."""
+        check_channel(channel)
+        self._queue.append((channel, text))
+        self._wake.set()
+
+    def listen(self, channel: str, listener: Listener) -> _Handle:
+        handle = _Handle(self, channel, listener)
+        self._listeners.setdefault(channel, []).append(handle)
+        return handle
+
+    async def read(self, channel: str, start: Start) -> Replay[str]:
+        """The retained messages of ``channel`` from ``start``, from Redis.
+
+        Raises:
+            redis.exceptions.RedisError, OSError: Redis cannot be reached.
+        """
+        meta: dict[bytes, bytes] = await self._redis.hgetall(self._key("meta", channel))  # type: ignore[assignment]
+        if not meta:
+            lost = start.epoch is not None or (start.mode is Mode.OFFSET and start.offset > 1)
+            return Replay([], None, 1, not lost)
+        epoch = meta[b"epoch"].decode()
+        next_offset = int(meta[b"offset"]) + 1
+        stream = self._key("stream", channel)
+        if start.mode is Mode.NEXT and start.epoch in (None, epoch):
+            return Replay([], epoch, next_offset, True)
+        raw: list[tuple[bytes, dict[bytes, bytes]]]
+        if start.mode is Mode.LAST and start.epoch in (None, epoch):
+            raw = await self._redis.xrevrange(stream, "+", "-", count=1)  # type: ignore[assignment]
+        else:
+            raw = await self._redis.xrange(stream, "-", "+")  # type: ignore[assignment]
+        entries = [self._entry(epoch, entry_id, fields) for entry_id, fields in raw]
+        first = entries[0].offset if entries else next_offset
+        if start.epoch is not None and start.epoch != epoch:
+            return Replay(entries, epoch, next_offset, False)
+        if start.mode in (Mode.FIRST, Mode.LAST):
+            return Replay(entries, epoch, next_offset, True)
+        if start.mode is Mode.TIMESTAMP:
+            chosen = [e for e in entries if e.time >= start.timestamp]
+            complete = first == 1 or (bool(chosen) and chosen[0].offset > first)
+            return Replay(chosen, epoch, next_offset, complete)
+        if start.offset > next_offset:
+            return Replay(entries, epoch, next_offset, False)
+        chosen = [e for e in entries if e.offset >= start.offset]
+        return Replay(chosen, epoch, next_offset, start.offset >= first)
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _key(self, kind: str, channel: str) -> str:
+        return f"{self._prefix}{kind}:{channel}"
+
+    @staticmethod
+    def _entry(epoch: str, entry_id: bytes, fields: dict[bytes, bytes]) -> Entry[str]:
+        text = fields[b"d"].decode("utf-8", "surrogatepass")
+        ms = int(entry_id.split(b"-", 1)[0])
+        return Entry(epoch, int(fields[b"o"]), ms / 1000, text, len(fields[b"d"]))
+
+    def _remove(self, handle: _Handle) -> None:
+        handles = self._listeners.get(handle.channel)
+        if handles is not None and handle in handles:
+            handles.remove(handle)
+            if not handles:
+                del self._listeners[handle.channel]
+                self._last.pop(handle.channel, None)
+
+    def _deliver(self, channel: str, entry: Entry[str]) -> None:
+        last = self._last.get(channel)
+        if last is not None and last[0] == entry.epoch and entry.offset <= last[1]:
+            return  # seen already (a catch-up read and pub/sub overlap)
+        self._last[channel] = (entry.epoch, entry.offset)
+        for handle in tuple(self._listeners.get(channel, ())):
+            try:
+                handle.listener(entry)
+            except Exception:
+                log.exception("listener of channel %r failed", channel)
+
+    def _received(self, data: bytes) -> None:
+        name, epoch, offset, ms, text = data.split(b"\0", 4)
+        channel = name.decode()
+        if channel in self._listeners:
+            entry = Entry(epoch.decode(), int(offset), int(ms) / 1000, text.decode(), len(text))
+            self._deliver(channel, entry)
+
+    async def _catch_up(self) -> None:
+        """After the pub/sub link came back: what every listened channel missed."""
+        for channel in list(self._listeners):
+            last = self._last.get(channel)
+            if last is None:
+                continue
+            replay = await self.read(channel, Start(Mode.OFFSET, last[1] + 1, epoch=last[0]))
+            for entry in replay.entries:
+                self._deliver(channel, entry)
+
+    def _went_down(self, error: BaseException) -> None:
+        self._up.clear()
+        if not self._down_logged:
+            self._down_logged = True
+            log.warning("history: lost Redis (%s); publishes are dropped until it is back", error)
+
+    async def _listen_forever(self) -> None:
+        while True:
+            pubsub = self._redis.pubsub()
+            try:
+                await pubsub.subscribe(self._bus)
+                await self._catch_up()
+                self._up.set()
+                if self._down_logged:
+                    self._down_logged = False
+                    log.info("history: Redis is back")
+                while True:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if message is not None and message["type"] == "message":
+                        self._received(message["data"])
+            except _ERRORS as error:
+                self._went_down(error)
+            finally:
+                with contextlib.suppress(*_ERRORS):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await asyncio.sleep(self._retry_delay)
+
+    async def _publish_forever(self) -> None:
+        limits = self.limits
+        max_age_ms = max(1, int(limits.max_age * 1000))
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                channel, text = self._queue[0]
+                self._tokens += 1
+                keys = [self._key("meta", channel), self._key("stream", channel), self._bus]
+                args: list[Any] = [
+                    secrets.token_hex(4),
+                    text.encode("utf-8", "surrogatepass"),
+                    limits.max_messages,
+                    max_age_ms,
+                    channel,
+                    self._node,
+                    self._tokens,
+                ]
+                await self._append(keys, args)
+                self._queue.popleft()
+
+    async def _append(self, keys: list[str], args: list[Any]) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout
+        while True:
+            try:
+                await self._script(keys=keys, args=args)
+            except _ERRORS as error:
+                if loop.time() >= deadline:
+                    self.stats.dropped["unavailable"] += 1
+                    self._went_down(error)
+                    return
+                await asyncio.sleep(self._retry_delay)
+            else:
+                self.stats.appended += 1
+                return
