@@ -39,12 +39,14 @@ types: install
 # bench/results/latest.md. QUICK=1: a 2-3 minute smoke run. PROFILE=1: py-spy the gateway.
 # BENCH_ARGS: more options (python -m bench --help), e.g. BENCH_ARGS="--gateway-ref HEAD".
 # Then cross-node broadcast over Redis, one node vs two (bench/backplane.py, ~2.5 minutes),
-# and --workers 2 against 1 worker, WebSocket and xhr-polling echo (bench/workers.py, ~2 min).
+# and --workers 2 against 1 worker, WebSocket and xhr-polling echo (bench/workers.py, ~2 min),
+# and channel history: publish cost with and without it, replay of 10,000 messages.
 bench: install
 	$(PY) -m bench $(if $(QUICK),--quick) $(if $(PROFILE),--profile) $(BENCH_ARGS)
 	$(PY) -m bench.backplane $(if $(QUICK),--quick)
 	$(PY) -m bench.workers $(if $(QUICK),--quick)
 	$(PY) -m bench.relay $(if $(QUICK),--quick)
+	$(PY) -m bench.history $(if $(QUICK),--quick)
 
 clean:
 	rm -rf $(VENV) .venv-aiohttp-low .autobahn node_modules build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis artifacts

@@ -199,7 +199,8 @@ def _history_families(stores: dict[str, Any]) -> Iterator[Any]:
             continue
         seen.add(id(store))
         for name, family in gauges.items():
-            family.add_metric([label], getattr(store, name, 0))  # not known for Redis
+            if hasattr(store, name):  # a Redis hub does not know them
+                family.add_metric([label], getattr(store, name))
         appended.add_metric([label], store.stats.appended)
         for reason, count in sorted(store.stats.dropped.items()):
             dropped.add_metric([label, reason], count)

@@ -61,6 +61,7 @@ __all__ = [
     "Allow",
     "CHANNEL_NOT_ALLOWED",
     "INVALID_START",
+    "HISTORY_UNAVAILABLE",
     "RETRY_MS",
 ]
 
@@ -72,6 +73,8 @@ Allow = Callable[[Any, str], bool | Awaitable[bool]]
 CHANNEL_NOT_ALLOWED = "Channel not allowed."
 #: Body of the 400 answer to a ``since`` or ``last-event-id`` query the server cannot read.
 INVALID_START = "Invalid since or last-event-id."
+#: Body of the 503 answer when the hub cannot read the history (Redis unreachable).
+HISTORY_UNAVAILABLE = "History unavailable."
 #: The ``retry:`` every event carries unless told otherwise, in milliseconds.
 RETRY_MS = 2000
 _CONTENT_TYPE = "text/event-stream; charset=UTF-8"
@@ -257,7 +260,10 @@ class EventStream:
         self.stats.opened["event-stream"] += 1
         response = web.StreamResponse(headers=self._headers(request))
         try:
-            replay = await self.hub.read(channel, start)  # listening already: no gap
+            try:
+                replay = await self.hub.read(channel, start)  # listening already: no gap
+            except Exception:  # Redis unreachable: any hub's own error types
+                return self._refuse(request, "history", 503, HISTORY_UNAVAILABLE)
             entries = replay.entries
             stream.cursor = Cursor(
                 replay.epoch, entries[0].offset if entries else replay.next_offset

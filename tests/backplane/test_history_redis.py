@@ -235,6 +235,10 @@ async def test_a_redis_restart_changes_the_epoch_and_clients_are_told(
         assert (replayed["data"], replayed["epoch"]) == ("after", after["epoch"])
         await live.stop()
         await late.stop()
+        redis_server.kill()
+        async with ClientSession() as http:
+            down = await http.get(a.url + "/events/news?since=first")
+            assert (down.status, await down.text()) == (503, "History unavailable.")
 
 
 async def _published(hub: RedisChannels, channel: str, count: int) -> None:
