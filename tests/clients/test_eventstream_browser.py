@@ -1,18 +1,25 @@
 """The browser's own EventSource in Chromium, against ``add_event_stream``: the server is
-stopped mid-stream and started again on the same port (the channel history kept in the
-process, across an aiohttp runner restart), messages are published while it is down, and
-the page, which reconnects by itself with ``Last-Event-ID``, gets every message once."""
+stopped mid-stream and started again on the same port, messages are published while it
+is down, and the page, which reconnects by itself with ``Last-Event-ID``, gets every
+message once.
+
+Two ways to keep the history across the restart: in the process (one node: the same
+in-memory hub serves the restarted aiohttp runner), or in Redis (two nodes: the restarted
+server has a new ``RedisChannels`` that knows only what Redis kept, and the messages
+published meanwhile come from another node)."""
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 from aiohttp import web
 
 from sockjs_gateway import SockJSOptions, add_event_stream
-from sockjs_gateway.history import Channels, HistoryLimits
+from sockjs_gateway.history import ChannelHub, Channels, HistoryLimits
 from tests.clients.conftest import start
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -27,7 +34,7 @@ source.onerror = () => { window.errors += 1; };
 </script>"""
 
 
-def make_app(hub: Channels) -> web.Application:
+def make_app(hub: ChannelHub) -> web.Application:
     app = web.Application()
     add_event_stream(
         app,
@@ -44,41 +51,78 @@ def make_app(hub: Channels) -> web.Application:
     return app
 
 
-async def received(page: Any, count: int) -> list[list[str]]:
+class Nodes:
+    """Hands out the hub of each server start, and the hub that publishes."""
+
+    def __init__(self, redis_url: str | None) -> None:
+        self.redis_url = redis_url
+        self.memory = Channels(HistoryLimits())
+        self.started: list[Any] = []
+
+    async def hub(self) -> ChannelHub:
+        if self.redis_url is None:
+            return self.memory
+        from sockjs_gateway.backplane.history import RedisChannels
+
+        hub = RedisChannels(self.redis_url, timeout=2.0, retry_delay=0.05)
+        await hub.start()
+        self.started.append(hub)
+        return hub
+
+    async def close(self) -> None:
+        for hub in self.started:
+            await hub.close()
+
+
+@pytest_asyncio.fixture(loop_scope="module", params=["one node, in memory", "two nodes, Redis"])
+async def nodes(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Nodes]:
+    redis = None
+    if request.param == "two nodes, Redis":
+        from tests.backplane.servers import RedisServer
+
+        redis = RedisServer(tmp_path)
+        redis.start()
+    made = Nodes(redis.url if redis is not None else None)
+    try:
+        yield made
+    finally:
+        await made.close()
+        if redis is not None:
+            redis.kill()
+
+
+async def received(page: Any, count: int) -> None:
     await page.wait_for_function(f"window.got.length >= {count}", timeout=TIMEOUT_MS)
-    got: list[list[str]] = await page.evaluate("window.got")
-    return got
 
 
 async def test_eventsource_resumes_after_a_server_restart_with_every_message_once(
-    page: Any,
+    page: Any, nodes: Nodes
 ) -> None:
-    hub = Channels(HistoryLimits())
-    runner, url = await start(make_app(hub))
+    publisher = await nodes.hub()  # in memory: the same hub as the server's
+    runner, url = await start(make_app(await nodes.hub()))
     port = int(url.rsplit(":", 1)[1])
     try:
         await page.goto(url + "/page.html")
         await page.wait_for_function("window.recoveries.length >= 1", timeout=TIMEOUT_MS)
         for number in range(1, 11):
-            hub.publish("news", str(number))
+            publisher.publish("news", str(number))
         await received(page, 10)
         await runner.cleanup()  # mid-stream: the page's response ends, it retries
-        for number in range(11, 21):  # while nobody serves
-            hub.publish("news", str(number))
+        for number in range(11, 21):  # while nobody serves the page
+            publisher.publish("news", str(number))
         await page.wait_for_function("window.errors >= 1", timeout=TIMEOUT_MS)
-        runner, _ = await start(make_app(hub), port)
+        runner, _ = await start(make_app(await nodes.hub()), port)
         for number in range(21, 31):
-            hub.publish("news", str(number))
-            await asyncio.sleep(0.01)
+            publisher.publish("news", str(number))
         await received(page, 30)
-        hub.publish("news", "31")  # a duplicate of 1..30 would come before this one
+        publisher.publish("news", "31")  # a duplicate of 1..30 would come before this one
         await page.wait_for_function("window.got.some(([, d]) => d === '31')", timeout=TIMEOUT_MS)
         got = await page.evaluate("window.got")
         recoveries = await page.evaluate("window.recoveries")
     finally:
         await runner.cleanup()
     assert [data for _, data in got] == [str(n) for n in range(1, 32)]
-    epoch = hub.store.epoch("news")
+    epoch = got[0][0].split("-")[0]
     assert [event_id for event_id, _ in got] == [f"{epoch}-{n}" for n in range(1, 32)]
     assert len(recoveries) >= 2
     assert all(r["recovered"] for r in recoveries)
