@@ -22,6 +22,7 @@ rows behind, skipped when met and swept once they outnumber the live ones.
 
 from __future__ import annotations
 
+import itertools
 import secrets
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
@@ -215,8 +216,7 @@ class HistoryStore(Generic[T]):
         if wanted > state.next_offset:  # beyond anything published: not this history
             return Replay(list(entries), state.epoch, state.next_offset, False)
         first = state.first_offset()
-        skip = max(0, wanted - first)
-        chosen = [entries[i] for i in range(skip, len(entries))]
+        chosen = list(itertools.islice(entries, max(0, wanted - first), None))
         return Replay(chosen, state.epoch, state.next_offset, wanted >= first)
 
     def expire(self, now: float) -> None:

@@ -227,3 +227,20 @@ async def test_unknown_paths(aiohttp_client: Any) -> None:
     client = await aiohttp_client(app)
     assert (await client.get("/events/" + "x" * 201)).status == 404
     assert (await client.get("/events")).status == 404
+
+
+async def test_a_live_stream_is_told_when_the_history_was_lost(aiohttp_client: Any) -> None:
+    app, hub, _ = make_app(Channels(HistoryLimits(max_channels=1)))
+    client = await aiohttp_client(app)
+    response, _ = await open_stream(client, "/events/a")
+    first = hub.publish("a", "one")
+    assert (await next_event(response))["data"] == "one"
+    hub.publish("b", "evicts a")
+    again = hub.publish("a", "two")
+    told = await next_event(response)
+    assert told["event"] == "recovery"
+    assert json.loads(told["data"]) == {"channel": "a", "epoch": again.epoch, "recovered": False}
+    event = await next_event(response)
+    assert (event["id"], event["data"]) == (f"{again.epoch}-1", "two")
+    assert again.epoch != first.epoch
+    response.close()

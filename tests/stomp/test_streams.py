@@ -154,3 +154,17 @@ async def test_refused_stream_offsets(
     reader = await connected(broker)
     await resume(reader, destination, "s", **{"x-stream-offset": offset})
     assert message in (reader.error() or "")
+
+
+async def test_a_live_subscriber_is_told_when_its_topic_history_was_lost() -> None:
+    broker = Broker(history=HistoryLimits(max_channels=1))
+    reader = await connected(broker)
+    await resume(reader, "/topic/a", "s", **{"x-stream-offset": "next"})
+    broker.publish("/topic/a", "one")
+    broker.publish("/topic/b", "evicts a")
+    broker.publish("/topic/a", "two")
+    first, second = reader.take("MESSAGE")
+    assert first.get("x-stream-recovered") == "true"  # the subscription's first MESSAGE
+    assert (second.text, second.get("x-stream-offset")) == ("two", "1")
+    assert second.get("x-stream-recovered") == "false"
+    assert second.get("x-stream-epoch") != first.get("x-stream-epoch")
