@@ -40,6 +40,8 @@ from ..history import (
     check_channel,
     parse_stream_offset,
 )
+from ..logs import refusal
+from ..protocol.state import SLOW_CONSUMER
 
 if TYPE_CHECKING:
     from .registry import SessionRegistry
@@ -52,12 +54,15 @@ __all__ = [
     "JsonEnvelope",
     "Since",
     "MAX_SUBSCRIPTIONS",
+    "MAX_PENDING",
 ]
 
 log = logging.getLogger("sockjs_gateway.history")
 
 #: Channels one session may be subscribed to at once (the default).
 MAX_SUBSCRIPTIONS = 100
+#: Live messages held for one subscriber while its history is read (the default).
+MAX_PENDING = 1000
 #: Where a subscription starts: None (live messages only), the :class:`Position` of the
 #: last message seen (resume after it), a :class:`Start`, or its ``x-stream-offset`` text
 #: (``"first"``, ``"last"``, ``"next"``, ``"offset=N"``, ``"timestamp=T"``).
@@ -152,6 +157,9 @@ class SessionChannels:
             streams if given to them too.
         envelope: what clients receive (:class:`JsonEnvelope` by default).
         max_subscriptions: channels one session may be subscribed to at once.
+        max_pending: live messages held for a subscriber while its history is read (a
+            round trip with Redis); past it the session is closed as a slow consumer
+            (4500), and resumes when it comes back.
     """
 
     def __init__(
@@ -161,11 +169,13 @@ class SessionChannels:
         *,
         envelope: Envelope | None = None,
         max_subscriptions: int = MAX_SUBSCRIPTIONS,
+        max_pending: int = MAX_PENDING,
     ) -> None:
         self.registry = registry
         self.hub = hub
         self.envelope: Envelope = envelope or JsonEnvelope()
         self.max_subscriptions = max_subscriptions
+        self.max_pending = max_pending
         self._groups: dict[str, _Group] = {}
         self._by_session: dict[Session, set[str]] = {}
         registry.forget_hooks.append(self.forget)
@@ -238,10 +248,27 @@ class SessionChannels:
         for channel in list(self._by_session.get(session, ())):
             self.unsubscribe(session, channel)
 
+    def _overflow(self, session: Session, channel: str) -> None:
+        """Too many live messages arrived while the history was read: a slow consumer."""
+        refusal(
+            "channel-pending",
+            "Session %r from %s closed with 4500 Slow consumer: more than %d messages of %r"
+            " arrived while its history was read",
+            session.id,
+            session.info.remote,
+            self.max_pending,
+            channel,
+        )
+        self.unsubscribe(session, channel)
+        session.close(SLOW_CONSUMER.code, SLOW_CONSUMER.reason)
+
     def _deliver(self, group: _Group, entry: Entry[str]) -> None:
         targets = []
-        for session, member in group.members.items():
+        for session, member in list(group.members.items()):
             if member.pending is not None:
+                if len(member.pending) >= self.max_pending:
+                    self._overflow(session, group.name)
+                    continue
                 member.pending.append(entry)
             elif member.cursor.admit(entry.epoch, entry.offset):
                 if member.cursor.reset:  # the history was lost: say so first

@@ -286,7 +286,9 @@ class EventStream:
     async def _write_until_done(self, response: web.StreamResponse, stream: _Stream) -> None:
         options = self.options
         sent = 0
-        while stream.ended is None and sent < options.response_limit:
+        # What is queued when the stream is ended (the replay, for a stream ended while
+        # its history was read) still goes out; a slow consumer's queue was cleared.
+        while sent < options.response_limit and (stream.queue or stream.ended is None):
             if not stream.queue:
                 try:
                     await asyncio.wait_for(stream.wait(), options.heartbeat_delay)
@@ -313,6 +315,10 @@ class EventStream:
         options = self.options
         for stream in list(group.streams):
             if stream.pending is not None:
+                if len(stream.pending) >= options.max_queued_messages:
+                    self._slow(stream, "too many events arrived while the history was read")
+                    stream.pending = None
+                    continue
                 stream.pending.append(entry)
                 continue
             if stream.ended is not None or not stream.cursor.admit(entry.epoch, entry.offset):

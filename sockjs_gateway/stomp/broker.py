@@ -493,6 +493,16 @@ class Broker:
             if not sub.live:
                 continue
             if entry is not None and sub.pending is not None:
+                if len(sub.pending) >= self.options.max_unacked:
+                    error = LimitExceeded(
+                        f"more than {self.options.max_unacked} messages arrived while the"
+                        f" history of subscription {_clip(sub.id)!r} was read"
+                    )
+                    sub.pending = None
+                    sub.client.machine.fail_with(error)
+                    self.detach(sub.client)
+                    sub.client.notify()
+                    continue
                 sub.pending.append(entry)  # its history is being read: replayed after
                 continue
             cursor = sub.cursor
