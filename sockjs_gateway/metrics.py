@@ -38,9 +38,9 @@ HISTORIES = web.AppKey("sockjs_gateway.histories", dict[str, Any])
 
 def watch_history(app: web.Application, name: str, store: Any) -> None:
     """Serve the counters of a channel-history store (``store.stats``, ``channels``,
-    ``messages``, ``bytes``) under the label ``history=name``. ``add_event_stream``,
-    ``endpoint.channels`` and a STOMP broker with history are watched by name when their
-    app has a metrics route; call this for a store of your own."""
+    ``messages``, ``bytes``) under the label ``history=name``. The hubs of
+    ``add_event_stream`` and ``endpoint.channels``, and a STOMP broker's store, are read
+    without this; call it for a store of your own."""
     if HISTORIES not in app:
         app[HISTORIES] = {}
     app[HISTORIES][name] = store
@@ -215,6 +215,7 @@ class _Collector:
 
     def collect(self) -> Iterator[Any]:
         from .server.endpoint import ENDPOINTS
+        from .server.eventstream import EVENT_STREAMS
 
         endpoints: list[Endpoint] = self._app.get(ENDPOINTS) or []
         yield from _families(endpoints)
@@ -230,6 +231,8 @@ class _Collector:
             ):
                 if source is not None:
                     stores.setdefault(f"{kind}:{label}", source)
+        for stream in self._app.get(EVENT_STREAMS) or []:
+            stores.setdefault(f"events:{stream.prefix}", stream.hub)
         if stores:
             yield from _history_families(stores)
 

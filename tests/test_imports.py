@@ -59,6 +59,7 @@ def test_the_module_list_is_complete() -> None:
 
 PURE = [
     *of("sockjs_gateway.protocol"),
+    *of("sockjs_gateway.history"),
     "sockjs_gateway.exceptions",
     "sockjs_gateway._version",
     "sockjs_gateway.stomp.frames",

@@ -48,11 +48,11 @@ from ..history import (
     parse_stream_offset,
 )
 from ..logs import refusal
-from ..metrics import EndpointStats, watch_history
 from ..options import SockJSOptions
 from ..protocol import replies, sse
 from ..protocol.hosts import HostPolicy
 from ..protocol.origins import OriginPolicy, Verdict, request_scheme
+from .registry import EndpointStats
 from .static import text_response
 
 __all__ = [
@@ -63,6 +63,7 @@ __all__ = [
     "INVALID_START",
     "HISTORY_UNAVAILABLE",
     "RETRY_MS",
+    "EVENT_STREAMS",
 ]
 
 log = logging.getLogger("sockjs_gateway.history")
@@ -410,5 +411,4 @@ def add_event_stream(
         app[EVENT_STREAMS] = []
         app.on_shutdown.append(_shutdown)
     app[EVENT_STREAMS].append(stream)
-    watch_history(app, f"events:{prefix}", channels)
     return stream
