@@ -360,7 +360,7 @@ class Endpoint:
         if upstream:
             if session is None or session.closed:
                 raise web.HTTPNotFound()
-            return await http.send(request, self, spec, session)
+            return await http.upstream(request, self, spec, session)
         if session is None:
             refused = self._check_capacity(request)
             if refused is not None:
@@ -369,7 +369,7 @@ class Endpoint:
             session = registry.create(
                 session_id, self.connection_info(request, spec.name), principal=principal
             )
-        answer = http.receive(request, self, spec, session, callback)
+        answer = http.downstream(request, self, spec, session, callback)
         if type(answer) is web.Response:  # not isinstance: that is an ABC check
             return answer
         return await cast("Awaitable[web.StreamResponse]", answer)

@@ -46,7 +46,6 @@ log = logging.getLogger("sockjs_gateway.relay")
 RELAY_UNAVAILABLE = "Session relay unavailable."
 #: Body of the 503 answer past ``max_relays``.
 TOO_MANY_RELAYS = "Too many relayed requests."
-_FORM = "application/x-www-form-urlencoded"
 
 
 async def route(
@@ -133,7 +132,7 @@ async def _send(
     if body is None:
         return text_response(413, http.PAYLOAD_TOO_LARGE, close=True)
     item = relay.open(owner)
-    form = spec.needs_callback and request.content_type == _FORM
+    form = http.is_form(request, spec)
     header = {"k": "send", "r": item.rid, "s": session_id, "t": spec.suffix, "form": int(form)}
     try:
         relay.publish(owner, header, body)

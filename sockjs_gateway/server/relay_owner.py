@@ -281,7 +281,7 @@ async def _deliver(
         else:
             async with registry.upstream(session):
                 await registry.room(session)
-                answer = http.deliver_body(relay.endpoint, spec, session, body, form=form)
+                answer = http.deliver_body(relay.endpoint, session, body, form=form)
             if answer is not None:
                 status, text = answer.status, bytes(answer.body or b"")  # type: ignore[arg-type]
             elif spec.needs_callback:
