@@ -4,19 +4,27 @@ A :class:`RemoteReceiver` is attached through ``registry.attach`` exactly like a
 :class:`~.http.HttpReceiver`, so the session machine decides everything a receiver
 meets (2010, close-frame replay, heartbeats, 1002, expiry, slow consumers); it differs
 only in where its bytes go: wrapped frames are published to the relaying node, one
-message per frame (clients read streaming responses chunk by chunk), counted against
-``response_limit`` as :func:`~.http._stream` counts them. Bytes published and not yet
-acknowledged by the relaying node are bounded by ``relay_window``: past it the receiver
-is paused (``begin_write``) until an acknowledgement brings it back under, exactly like
-a local receiver whose socket buffer is full, so ``send_time_limit`` applies.
+message per frame (clients read streaming responses chunk by chunk). Bytes published and
+not yet acknowledged by the relaying node are bounded by ``relay_window``: past it the
+receiver is paused (``begin_write``) until an acknowledgement brings it back under,
+exactly like a local receiver whose socket buffer is full, so ``send_time_limit``
+applies.
 
-Why a pump of its own rather than :func:`~.http._stream`'s loop: that loop runs in the
-task of the request it writes to, and here the request is on another node; the owner has
-no task per relayed response, only callbacks (a wake, an acknowledgement, a lost client).
-What the two share is what decides behaviour: the registry calls (``attach``, ``detach``,
-``interrupt``, ``begin_write``/``end_write``), the machine's ``data_to_send`` and the
-transport row's ``wrap``; the relaying node's writer (:mod:`.relay_client`) is the
-other half of ``_stream``.
+What it shares with the local receiver, so that the two cannot drift apart: the registry
+calls (``attach``, ``detach``, ``interrupt``, ``begin_write``/``end_write``), the
+machine's ``data_to_send``, :class:`~.http.ResponseFrames` (each frame wrapped by the
+transport row, counted into ``bytes_out`` and against ``response_limit``, and when the
+response is due to end) and :func:`~.http.refused_frame` (the answer to a busy or closed
+session).
+
+What it does not share is the loop, :func:`~.http._poll`/:func:`~.http._stream`: those
+run in the task of the request they write to, and here the request is on another node;
+the owner has no task per relayed response, only callbacks (a wake, an acknowledgement, a
+lost client), so it pumps from them. Nor does :func:`_attach` reuse
+:func:`~.http.downstream`'s steps: between the waiting-frame check and ``attach`` it
+takes a place among the relayed requests, and its answers are messages, not responses.
+The relaying node's writer (:mod:`.relay_client`) is the other half of ``_stream``; it
+counts nothing, as the owner counted the frames.
 
 A relayed send is delivered by :func:`~.http.deliver_body`, under the session's upstream
 lock and after ``registry.room``, as a local send; its verdict goes back as status and
@@ -29,8 +37,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from ..protocol.frames import encode
-from ..protocol.state import ANOTHER_CONNECTION, Attach
+from ..protocol.state import Attach
 from ..protocol.transports import TRANSPORTS, TransportSpec
 from . import http
 from .relay import Header, Relay
@@ -56,8 +63,7 @@ class RemoteReceiver:
         "created",
         "session",
         "spec",
-        "callback",
-        "sent",
+        "frames",
         "unacked",
         "paused",
         "done",
@@ -80,8 +86,8 @@ class RemoteReceiver:
         self.created = relay.now()
         self.session = session
         self.spec = spec
-        self.callback = callback
-        self.sent = 0
+        #: Wraps and counts what this response carries, as for a local one.
+        self.frames = http.ResponseFrames(session, spec, callback)
         self.unacked = 0
         self.paused = False
         self.done = False
@@ -131,32 +137,33 @@ class RemoteReceiver:
         if self.done or self.paused:
             return
         session = self.session
-        registry = session.endpoint.registry
-        machine = session.machine
-        spec, callback = self.spec, self.callback
         now = asyncio.get_running_loop().time()
-        if not spec.streaming:
-            frames = machine.data_to_send(now, limit=1)
-            if frames:
-                if session.receiver is self:
-                    registry.detach(session)
-                self._data(spec.wrap(frames[0], callback).encode(), end=True)
+        if not self.spec.streaming:
+            taken = session.machine.data_to_send(now, limit=1)
+            if taken:
+                self.answer(taken[0])
             return
-        written = 0
-        for frame in machine.data_to_send(now):
-            data = spec.wrap(frame, callback).encode()
+        frames = self.frames
+        for frame in session.machine.data_to_send(now):
+            data = frames.encode(frame)
+            self.unacked += len(data)
             self._data(data)
-            written += len(data)
-        self.sent += written
-        self.unacked += written
-        registry.stats.bytes_out += written
-        if machine.finished or self.sent >= session.endpoint.options.response_limit:
+        registry = session.endpoint.registry
+        if frames.due:
             if session.receiver is self:
                 registry.detach(session)
             self._end({"k": "e"})
         elif self.unacked >= self.relay.window:
             self.paused = True
             registry.begin_write(session)
+
+    def answer(self, frame: str) -> None:
+        """Publish ``frame`` as the whole response: a poll's frame, or the answer to a
+        session that is busy or closed."""
+        session = self.session
+        if session.receiver is self:
+            session.endpoint.registry.detach(session)
+        self._data(self.frames.encode(frame), end=True)
 
     def _data(self, data: bytes, *, end: bool = False) -> None:
         header: Header = {"k": "d", "r": self.rid, "n": self._seq}
@@ -239,7 +246,7 @@ def _attach(relay: Relay, peer: str, rid: str, header: Header) -> None:
     if not spec.streaming:
         frames = registry.take_waiting(session)
         if frames:
-            receiver._data(spec.wrap(frames[0], callback).encode(), end=True)
+            receiver.answer(frames[0])
             return
     if not relay.add_incoming(receiver):
         relay.publish(peer, {"k": "e", "r": rid, "n": 0, "x": 1})
@@ -250,8 +257,7 @@ def _attach(relay: Relay, peer: str, rid: str, header: Header) -> None:
             relay.publish(peer, {"k": "ok", "r": rid})
         receiver.pump()
         return
-    frame = encode(ANOTHER_CONNECTION) if result is Attach.BUSY else session.machine.close_frame
-    receiver._data(spec.wrap(frame or "", callback).encode(), end=True)
+    receiver.answer(http.refused_frame(session, result))
 
 
 def _send(relay: Relay, peer: str, rid: str, header: Header, body: bytes) -> None:

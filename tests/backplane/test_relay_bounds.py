@@ -181,6 +181,34 @@ async def test_relayed_requests_and_bytes_are_counted(http: aiohttp.ClientSessio
         await nodes.close()
 
 
+async def test_bytes_out_counts_a_relayed_poll_once_on_the_owner(
+    http: aiohttp.ClientSession,
+) -> None:
+    """``sockjs_bytes_out_total`` counts a session's frames on the node that holds the
+    session, whichever node's client read them, so a cluster's sum is what clients got."""
+    nodes = await _nodes(OPTIONS)
+    a, b = nodes.urls
+    try:
+        sid = new_id()
+        bodies = [await poll(http, a, sid)]
+        assert (await send(http, b, sid, ["counted"]))[0] == 204
+        bodies.append(await poll(http, b, sid))  # relayed
+        busy = asyncio.ensure_future(poll(http, b, sid))  # relayed, then held
+        await asyncio.sleep(0.1)
+        bodies.append(await poll(http, b, sid))  # relayed: 2010
+        assert (await send(http, a, sid, ["x"]))[0] == 204
+        bodies.append(await busy)
+        assert bodies[1:] == [
+            'a["counted"]\n',
+            'c[2010,"Another connection still open"]\n',
+            'a["x"]\n',
+        ]
+        owner, relaying = (app[ENDPOINTS][0].stats for app in nodes.apps)
+        assert (owner.bytes_out, relaying.bytes_out) == (sum(map(len, bodies)), 0)
+    finally:
+        await nodes.close()
+
+
 def _relay_stats(app: web.Application) -> RelayStats:
     relay = app[ENDPOINTS][0].relay
     assert relay is not None
