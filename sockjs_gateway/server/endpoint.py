@@ -16,7 +16,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import re
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from logging import INFO
 from typing import Any, cast
 
@@ -51,6 +52,8 @@ __all__ = [
     "HOST_NOT_ALLOWED",
     "SHUTTING_DOWN",
     "TOO_MANY_SESSIONS",
+    "SessionRoute",
+    "session_routes",
 ]
 
 #: Body of the 403 answer to a request from an origin the endpoint does not allow.
@@ -98,15 +101,9 @@ class Endpoint:
         #: Which ``Host`` names the endpoint answers to.
         self.hosts = HostPolicy(options.allowed_hosts)
         self._iframe_page, self._iframe_etag = replies.iframe_page(options.sockjs_url)
-        # Worked out once, not on every request of every session: the HTTP transports
-        # this endpoint serves, by the last URL segment ("xhr", "xhr_send", ...), with
-        # whether the segment is the upstream half; and whether any check can refuse.
-        self._routes: dict[str, tuple[TransportSpec, bool]] = {}
-        for spec in TRANSPORTS.values():
-            if options.enabled(spec.name):
-                self._routes[spec.suffix] = (spec, False)
-                if spec.has_send:
-                    self._routes[spec.suffix + "_send"] = (spec, True)
+        # Worked out once, not on every request of every session: the session routes this
+        # endpoint serves, and whether any check can refuse.
+        self._routes = session_routes(options, self._downstream, self._upstream)
         self._open_to_all = self.hosts.any and self.origins.any
         self._bound = options.bind_session != "none"
         #: The bus to the other nodes, if any (see :meth:`use_backplane`).
@@ -309,8 +306,36 @@ class Endpoint:
         return await websocket(request, self, session_id, raw=raw, principal=principal)
 
     async def _session(self, request: web.Request) -> web.StreamResponse:
+        """``/<server>/<session>/<transport>``: every request of an HTTP session (and a
+        SockJS WebSocket). The route, the checks that need no session, the session (here,
+        relayed to its node, or bound to someone else), then the route's handler."""
         info = request.match_info
-        server_id, session_id, name = info["server"], info["session"], info["transport"]
+        session_id = info["session"]
+        route = self._route(info["server"], session_id, info["transport"])
+        if route is None:
+            return await self._session_websocket(request, session_id)
+        refused = self._refuse(request, route)
+        if refused is not None:
+            return refused
+        callback = _callback(request) if route.callback else ""
+        session = self.registry.get(session_id)
+        if session is None and self.relay is not None:
+            relayed = await relay_client.route(
+                self.relay, request, route.spec, route.upstream, callback, session_id
+            )
+            if relayed is not None:
+                return relayed
+            session = self.registry.get(session_id)  # opened by another request meanwhile?
+        if session is not None and self._bound and not await self._matches(request, session):
+            raise web.HTTPNotFound()  # the id is someone else's: as if unknown
+        answer = route.serve(request, route, session_id, session, callback)
+        if type(answer) is web.Response:  # not isinstance: that is an ABC check
+            return answer
+        return await cast("Awaitable[web.StreamResponse]", answer)
+
+    def _route(self, server_id: str, session_id: str, name: str) -> SessionRoute | None:
+        """The route of a session URL, None for a SockJS WebSocket; 404 for ids the
+        protocol does not allow, or a transport this endpoint does not serve."""
         limit = self.options.max_session_id_length
         if (
             len(session_id) > limit
@@ -319,60 +344,80 @@ class Endpoint:
             or _ID.fullmatch(server_id) is None
         ):
             raise web.HTTPNotFound()
-        method = request.method
         route = self._routes.get(name)
-        if route is None:
-            if name != "websocket" or not self.options.enabled("websocket"):
-                raise web.HTTPNotFound()
-            if method != "GET":
-                return static.method_not_allowed("GET")
-            return await self._open_websocket(request, session_id, raw=False)
-        spec, upstream = route
-        allowed = "POST" if upstream else spec.method
+        if route is None and (name != "websocket" or not self.options.enabled("websocket")):
+            raise web.HTTPNotFound()
+        return route
+
+    def _refuse(self, request: web.Request, route: SessionRoute) -> web.Response | None:
+        """The answer to a request refused before its session is looked up: its host or
+        origin (unless every one is allowed), another method than the route's (OPTIONS:
+        the CORS preflight), a missing or invalid callback."""
         if not self._open_to_all:
-            refused = self._check_origin(request, proof_needed=spec.needs_callback)
+            refused = self._check_origin(request, proof_needed=route.spec.needs_callback)
             if refused is not None:
                 return refused
-        if method != allowed:
-            if method == "OPTIONS" and spec.cors:
-                return static.preflight(request, f"OPTIONS, {allowed}")
-            return static.method_not_allowed(f"OPTIONS, {allowed}" if spec.cors else allowed)
-        callback = ""
-        if spec.needs_callback and not upstream:
-            callback = request.query.get("c") or request.query.get("callback") or ""
+        method = request.method
+        if method != route.method:
+            if method == "OPTIONS" and route.spec.cors:
+                return static.preflight(request, route.allow)
+            return static.method_not_allowed(route.allow)
+        if route.callback:
+            callback = _callback(request)
             if not callback:
                 return static.text_response(500, '"callback" parameter required')
             if not valid_callback(callback):
                 return static.text_response(500, 'invalid "callback" parameter')
-        registry = self.registry
-        session = registry.get(session_id)
-        if session is None and self.relay is not None:
-            relayed = await relay_client.route(
-                self.relay, request, spec, upstream, callback, session_id
-            )
-            if relayed is not None:
-                return relayed
-            session = registry.get(session_id)  # opened by another request meanwhile?
-        if session is not None and self._bound and not await self._matches(request, session):
-            session = None
-            if not upstream:
-                raise web.HTTPNotFound()  # the id is someone else's: as if unknown
-        if upstream:
-            if session is None or session.closed:
-                raise web.HTTPNotFound()
-            return await http.upstream(request, self, spec, session)
+        return None
+
+    def _downstream(
+        self,
+        request: web.Request,
+        route: SessionRoute,
+        session_id: str,
+        session: Session | None,
+        callback: str,
+    ) -> web.StreamResponse | Awaitable[web.StreamResponse]:
+        """A server→client request: opens the session if the id is new."""
         if session is None:
-            refused = self._check_capacity(request)
-            if refused is not None:
-                return refused
-            principal = await self._authenticate(request)
-            session = registry.create(
-                session_id, self.connection_info(request, spec.name), principal=principal
-            )
+            return self._open(request, route, session_id, callback)
+        return http.downstream(request, self, route.spec, session, callback)
+
+    async def _open(
+        self, request: web.Request, route: SessionRoute, session_id: str, callback: str
+    ) -> web.StreamResponse:
+        """A new session, unless the endpoint is full or draining, or ``authenticate``
+        refuses; then its first response."""
+        refused = self._check_capacity(request)
+        if refused is not None:
+            return refused
+        principal = await self._authenticate(request)
+        spec = route.spec
+        session = self.registry.create(
+            session_id, self.connection_info(request, spec.name), principal=principal
+        )
         answer = http.downstream(request, self, spec, session, callback)
-        if type(answer) is web.Response:  # not isinstance: that is an ABC check
+        if type(answer) is web.Response:
             return answer
         return await cast("Awaitable[web.StreamResponse]", answer)
+
+    def _upstream(
+        self,
+        request: web.Request,
+        route: SessionRoute,
+        session_id: str,
+        session: Session | None,
+        callback: str,
+    ) -> Awaitable[web.StreamResponse]:
+        """A client→server request: only to an open session (a send never opens one)."""
+        if session is None or session.closed:
+            raise web.HTTPNotFound()
+        return http.upstream(request, self, route.spec, session)
+
+    async def _session_websocket(self, request: web.Request, session_id: str) -> web.StreamResponse:
+        if request.method != "GET":
+            return static.method_not_allowed("GET")
+        return await self._open_websocket(request, session_id, raw=False)
 
     # -- policies ----------------------------------------------------------------------
 
@@ -464,20 +509,75 @@ class Endpoint:
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
         """Register every route of the endpoint under its prefix."""
+        for path, handler in self._url_table():
+            router.add_route("*", path, handler)
+
+    def _url_table(self) -> list[tuple[str, _Handler]]:
+        """The endpoint's URLs and what answers each, in the order aiohttp tries them.
+
+        Ids may hold any printable character but "/" and "." (aiohttp's default segment
+        pattern would also refuse braces). The two patterned routes never match the same
+        path, and the session route, which every request of a session takes, comes first.
+        """
         prefix = self.prefix
-        router.add_route("*", prefix or "/", self._greeting)
+        rows: list[tuple[str, _Handler]] = [(prefix or "/", self._greeting)]
         if prefix:
-            router.add_route("*", prefix + "/", self._greeting)
-        router.add_route("*", prefix + "/info", self._info)
-        router.add_route("*", prefix + "/websocket", self._raw_websocket)
-        # Ids may hold any printable character but "/" and "." (aiohttp's default
-        # segment pattern would also refuse braces). aiohttp tries the two patterned
-        # routes in this order; they never match the same path, and the session route,
-        # which every request of a session takes, is tried first.
-        router.add_route(
-            "*", prefix + "/{server:[^/]+}/{session:[^/]+}/{transport:[^/]+}", self._session
-        )
-        router.add_route("*", prefix + r"/{name:iframe[^/]*\.html}", self._iframe)
+            rows.append((prefix + "/", self._greeting))
+        rows += [
+            (prefix + "/info", self._info),
+            (prefix + "/websocket", self._raw_websocket),
+            (prefix + "/{server:[^/]+}/{session:[^/]+}/{transport:[^/]+}", self._session),
+            (prefix + r"/{name:iframe[^/]*\.html}", self._iframe),
+        ]
+        return rows
+
+
+#: What serves a session route: (request, route, session id, the session if known here,
+#: callback) to the answer, or to what awaits it.
+Serve = Callable[
+    [web.Request, "SessionRoute", str, "Session | None", str],
+    "web.StreamResponse | Awaitable[web.StreamResponse]",
+]
+_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRoute:
+    """One row of an endpoint's session routes: ``/<server>/<session>/<segment>``."""
+
+    spec: TransportSpec  #: the transport
+    upstream: bool  #: client→server (``xhr_send``, ``jsonp_send``); else server→client
+    method: str  #: the one method it serves
+    allow: str  #: its ``Allow`` header (OPTIONS too where CORS preflights are answered)
+    callback: bool  #: takes the ``c`` (or ``callback``) query parameter
+    serve: Serve  #: the endpoint's handler for its direction
+
+
+def session_routes(
+    options: SockJSOptions, downstream: Serve, upstream: Serve
+) -> dict[str, SessionRoute]:
+    """The session routes of the transports ``options`` enable, by last URL segment
+    (``xhr``, ``xhr_send``, ...): a transport's own segment is its downstream half, and
+    ``<segment>_send`` its upstream half if it has one."""
+
+    def row(spec: TransportSpec, method: str, *, up: bool) -> SessionRoute:
+        allow = f"OPTIONS, {method}" if spec.cors else method
+        callback = spec.needs_callback and not up
+        return SessionRoute(spec, up, method, allow, callback, upstream if up else downstream)
+
+    routes: dict[str, SessionRoute] = {}
+    for spec in TRANSPORTS.values():
+        if options.enabled(spec.name):
+            routes[spec.suffix] = row(spec, spec.method, up=False)
+            if spec.has_send:
+                routes[spec.suffix + "_send"] = row(spec, "POST", up=True)
+    return routes
+
+
+def _callback(request: web.Request) -> str:
+    """The callback a jsonp or htmlfile request names ("" if none)."""
+    query = request.query
+    return query.get("c") or query.get("callback") or ""
 
 
 def _waiting(session: Session) -> bool:
