@@ -103,7 +103,7 @@ class Endpoint:
         self._iframe_page, self._iframe_etag = replies.iframe_page(options.sockjs_url)
         # Worked out once, not on every request of every session: the session routes this
         # endpoint serves, and whether any check can refuse.
-        self._routes = session_routes(options, self._downstream, self._upstream)
+        self._routes = session_routes(options)
         self._open_to_all = self.hosts.any and self.origins.any
         self._bound = options.bind_session != "none"
         #: The bus to the other nodes, if any (see :meth:`use_backplane`).
@@ -307,16 +307,27 @@ class Endpoint:
 
     async def _session(self, request: web.Request) -> web.StreamResponse:
         """``/<server>/<session>/<transport>``: every request of an HTTP session (and a
-        SockJS WebSocket). The route, the checks that need no session, the session (here,
-        relayed to its node, or bound to someone else), then the route's handler."""
+        SockJS WebSocket). The ids and the route, the checks that need no session, the
+        session (here, relayed to its node, or bound to someone else), then the route's
+        handler. The steps that only refusals take are methods; the path every poll and
+        send takes stays inline."""
         info = request.match_info
-        session_id = info["session"]
-        route = self._route(info["server"], session_id, info["transport"])
+        server_id, session_id = info["server"], info["session"]
+        limit = self.options.max_session_id_length
+        if (
+            len(session_id) > limit
+            or len(server_id) > limit
+            or _ID.fullmatch(session_id) is None
+            or _ID.fullmatch(server_id) is None
+        ):
+            raise web.HTTPNotFound()
+        route = self._routes.get(info["transport"])
         if route is None:
             return await self._session_websocket(request, session_id)
-        refused = self._refuse(request, route)
-        if refused is not None:
-            return refused
+        if not self._open_to_all or request.method != route.method or route.callback:
+            refused = self._refuse(request, route)
+            if refused is not None:
+                return refused
         callback = _callback(request) if route.callback else ""
         session = self.registry.get(session_id)
         if session is None and self.relay is not None:
@@ -327,27 +338,15 @@ class Endpoint:
                 return relayed
             session = self.registry.get(session_id)  # opened by another request meanwhile?
         if session is not None and self._bound and not await self._matches(request, session):
-            raise web.HTTPNotFound()  # the id is someone else's: as if unknown
-        answer = route.serve(request, route, session_id, session, callback)
+            raise web.HTTPNotFound()  # the id is someone else's: 404, as for an unknown send
+        if session is None:
+            if route.upstream:
+                raise web.HTTPNotFound()  # a send never opens a session
+            return await self._open(request, route, session_id, callback)
+        answer = route.serve(request, self, route.spec, session, callback)
         if type(answer) is web.Response:  # not isinstance: that is an ABC check
             return answer
         return await cast("Awaitable[web.StreamResponse]", answer)
-
-    def _route(self, server_id: str, session_id: str, name: str) -> SessionRoute | None:
-        """The route of a session URL, None for a SockJS WebSocket; 404 for ids the
-        protocol does not allow, or a transport this endpoint does not serve."""
-        limit = self.options.max_session_id_length
-        if (
-            len(session_id) > limit
-            or len(server_id) > limit
-            or _ID.fullmatch(session_id) is None
-            or _ID.fullmatch(server_id) is None
-        ):
-            raise web.HTTPNotFound()
-        route = self._routes.get(name)
-        if route is None and (name != "websocket" or not self.options.enabled("websocket")):
-            raise web.HTTPNotFound()
-        return route
 
     def _refuse(self, request: web.Request, route: SessionRoute) -> web.Response | None:
         """The answer to a request refused before its session is looked up: its host or
@@ -370,19 +369,6 @@ class Endpoint:
                 return static.text_response(500, 'invalid "callback" parameter')
         return None
 
-    def _downstream(
-        self,
-        request: web.Request,
-        route: SessionRoute,
-        session_id: str,
-        session: Session | None,
-        callback: str,
-    ) -> web.StreamResponse | Awaitable[web.StreamResponse]:
-        """A server→client request: opens the session if the id is new."""
-        if session is None:
-            return self._open(request, route, session_id, callback)
-        return http.downstream(request, self, route.spec, session, callback)
-
     async def _open(
         self, request: web.Request, route: SessionRoute, session_id: str, callback: str
     ) -> web.StreamResponse:
@@ -401,20 +387,10 @@ class Endpoint:
             return answer
         return await cast("Awaitable[web.StreamResponse]", answer)
 
-    def _upstream(
-        self,
-        request: web.Request,
-        route: SessionRoute,
-        session_id: str,
-        session: Session | None,
-        callback: str,
-    ) -> Awaitable[web.StreamResponse]:
-        """A client→server request: only to an open session (a send never opens one)."""
-        if session is None or session.closed:
-            raise web.HTTPNotFound()
-        return http.upstream(request, self, route.spec, session)
-
     async def _session_websocket(self, request: web.Request, session_id: str) -> web.StreamResponse:
+        """A session URL no HTTP route serves: a SockJS WebSocket, else 404."""
+        if not self.options.enabled("websocket") or request.match_info["transport"] != "websocket":
+            raise web.HTTPNotFound()
         if request.method != "GET":
             return static.method_not_allowed("GET")
         return await self._open_websocket(request, session_id, raw=False)
@@ -532,12 +508,6 @@ class Endpoint:
         return rows
 
 
-#: What serves a session route: (request, route, session id, the session if known here,
-#: callback) to the answer, or to what awaits it.
-Serve = Callable[
-    [web.Request, "SessionRoute", str, "Session | None", str],
-    "web.StreamResponse | Awaitable[web.StreamResponse]",
-]
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -546,16 +516,14 @@ class SessionRoute:
     """One row of an endpoint's session routes: ``/<server>/<session>/<segment>``."""
 
     spec: TransportSpec  #: the transport
-    upstream: bool  #: client→server (``xhr_send``, ``jsonp_send``); else server→client
+    upstream: bool  #: client→server (``xhr_send``, ``jsonp_send``): never opens a session
     method: str  #: the one method it serves
     allow: str  #: its ``Allow`` header (OPTIONS too where CORS preflights are answered)
     callback: bool  #: takes the ``c`` (or ``callback``) query parameter
-    serve: Serve  #: the endpoint's handler for its direction
+    serve: http.Serve  #: :func:`~.http.downstream` or :func:`~.http.upstream`
 
 
-def session_routes(
-    options: SockJSOptions, downstream: Serve, upstream: Serve
-) -> dict[str, SessionRoute]:
+def session_routes(options: SockJSOptions) -> dict[str, SessionRoute]:
     """The session routes of the transports ``options`` enable, by last URL segment
     (``xhr``, ``xhr_send``, ...): a transport's own segment is its downstream half, and
     ``<segment>_send`` its upstream half if it has one."""
@@ -563,7 +531,8 @@ def session_routes(
     def row(spec: TransportSpec, method: str, *, up: bool) -> SessionRoute:
         allow = f"OPTIONS, {method}" if spec.cors else method
         callback = spec.needs_callback and not up
-        return SessionRoute(spec, up, method, allow, callback, upstream if up else downstream)
+        serve = http.upstream if up else http.downstream
+        return SessionRoute(spec, up, method, allow, callback, serve)
 
     routes: dict[str, SessionRoute] = {}
     for spec in TRANSPORTS.values():

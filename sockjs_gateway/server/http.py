@@ -24,7 +24,7 @@ A receiver whose client goes away interrupts its session; one whose writes stay 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
@@ -48,6 +48,7 @@ __all__ = [
     "ResponseFrames",
     "DirectWriter",
     "refused_frame",
+    "Serve",
     "downstream",
     "upstream",
     "read_body",
@@ -226,6 +227,15 @@ class DirectWriter:
         return not frames.spent
 
 
+#: What serves a session's HTTP request, by direction (:func:`downstream`,
+#: :func:`upstream`): (request, endpoint, transport, session, callback) to the response,
+#: or to the coroutine that makes it.
+Serve = Callable[
+    [web.Request, "Endpoint", TransportSpec, Session, str],
+    "web.StreamResponse | Awaitable[web.StreamResponse]",
+]
+
+
 def refused_frame(session: Session, result: Attach) -> str:
     """The one frame that answers a receiver ``attach`` did not let in: 2010 "Another
     connection still open" while another holds the session, else its close frame
@@ -386,10 +396,18 @@ async def _stream(
 
 
 async def upstream(
-    request: web.Request, endpoint: Endpoint, spec: TransportSpec, session: Session
+    request: web.Request,
+    endpoint: Endpoint,
+    spec: TransportSpec,
+    session: Session,
+    callback: str = "",
 ) -> web.Response:
     """The client→server half: ``POST .../xhr_send`` (a JSON array of strings; 204) and
-    ``POST .../jsonp_send`` (the array as form field ``d`` or as the body; 200 "ok")."""
+    ``POST .../jsonp_send`` (the array as form field ``d`` or as the body; 200 "ok"). A
+    closed session gets 404. ``callback`` is not used: it makes the signature
+    :data:`Serve`, that of :func:`downstream`."""
+    if session.machine.state is SessionState.CLOSED:
+        raise web.HTTPNotFound()
     registry = endpoint.registry
     limit = endpoint.options.max_message_bytes
     form = is_form(request, spec)
