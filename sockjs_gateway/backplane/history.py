@@ -7,21 +7,31 @@ Redis for every publish, does it all in one place:
 
 * ``HINCRBY`` the channel's offset in a hash that also holds its epoch (a random token
   made when the hash is missing: the first publish ever, after the channel went idle past
-  ``max_age``, or after a Redis restart without persistence lost it);
-* ``XADD`` the message to the channel's stream with ``MAXLEN ~ max_messages``, then
-  ``XTRIM MINID`` to drop what is older than ``max_age``; both keys expire after
-  ``max_age`` of silence;
+  ``max_age`` or was evicted, or after a Redis restart without persistence lost it);
+* ``XADD`` the message to the channel's stream, and count it in an index kept for the
+  bounds: sorted sets of channels by last publish and by oldest retained message, the
+  bytes and messages of each channel, and the totals;
+* enforce every bound of :class:`~sockjs_gateway.history.HistoryLimits` exactly, as the
+  in-memory store does, dropping the oldest first: ``max_age`` (a channel silent that
+  long is forgotten, its keys having expired), ``max_messages`` and ``max_channel_bytes``
+  (the channel's oldest), ``max_total_bytes`` (the oldest message of any channel) and
+  ``max_channels`` (a new channel evicts the one published to least recently, with its
+  numbering: it begins again in a new epoch, so its readers are told). Each drop is
+  counted by reason and returned to the publishing node (``stats.dropped``), with the
+  totals after the publish (``channels``, ``messages``, ``bytes``). Sizes are the message
+  bytes (UTF-8); Redis's overhead per entry comes on top. A publish takes at most
+  :data:`TRIM_STEPS` steps to do this; what is left is done by the next publishes;
 * ``PUBLISH`` it, with its epoch and offset, on one pub/sub channel every node listens to.
 
-Because Redis runs the script atomically, pub/sub order is offset order on every node,
-and a listener's cursor never meets an offset below one it has seen in the same epoch.
-A node whose pub/sub connection drops catches up from the streams when it is back (every
-channel with local listeners, from the last offset it delivered), so live subscribers
-lose nothing to a short outage. Reads (``XRANGE``) serve replays.
+A channel's keys expire after ``max_age`` of silence; the index does not (it holds at
+most ``max_channels`` names), so the next publish finds and counts what expired.
 
-Bounds in Redis: ``max_messages`` (approximately, as ``MAXLEN ~`` trims whole nodes) and
-``max_age``; Redis's own ``maxmemory`` bounds the bytes. ``max_channel_bytes``,
-``max_total_bytes`` and ``max_channels`` are enforced by the in-memory store only.
+Because Redis runs the script atomically, pub/sub order is offset order on every node,
+every node sees the same history, and a listener's cursor never meets an offset below one
+it has seen in the same epoch. A node whose pub/sub connection drops catches up from the
+streams when it is back (every channel with local listeners, from the last offset it
+delivered), so live subscribers lose nothing to a short outage. Reads (``XRANGE``) serve
+replays.
 
 A publish that fails (the connection broke) is tried again for up to ``timeout``
 seconds, with the same token: the script skips a token it has already appended for this
@@ -58,28 +68,144 @@ __all__ = ["RedisChannels"]
 
 log = logging.getLogger("sockjs_gateway.history")
 
-# KEYS: meta hash, stream, pub/sub channel. ARGV: new epoch, data, maxlen, max age (ms),
-# channel name, node id, publish token. Returns 1, or 0 for a retry of a publish done.
+#: Most steps one publish's script takes to enforce the bounds: dropping one message, or
+#: forgetting one whole channel, is a step. What is left when they run out (a bound
+#: lowered since the history was written, or one large message that needs thousands of
+#: small ones to go) is dropped by the following publishes, each taking as many steps.
+TRIM_STEPS = 1000
+#: The bounds, in the order the script returns their drop counts.
+_REASONS = ("count", "channel_bytes", "age", "total_bytes", "channels")
+#: The index keys (after ``prefix + "index:"``), in the script's KEYS order.
+_INDEX = ("last", "first", "bytes", "messages", "totals")
+
+# KEYS: meta hash, stream, pub/sub channel, then the index: sorted sets of channels by
+# their last publish and by their oldest retained message (scored by a hub-wide sequence
+# number, so that order is exact within a millisecond too), hashes of the bytes and
+# messages of each channel, and a hash of the totals and the sequence. ARGV: new epoch,
+# data, max_messages, max_age (ms), channel name, node id, publish token,
+# max_channel_bytes, max_total_bytes, max_channels, steps, key prefix. Returns {0} for a
+# retry of a publish done, else {1, the drops by _REASONS, channels, messages, bytes}.
+# Channels evicted or aged out are reached by name (prefix .. kind .. name), so every key
+# of one hub must be on one Redis server (not Redis Cluster). A stream entry holds the
+# fields o (offset), s (sequence) and d (data).
 _PUBLISH = """
-local mark = 'n:' .. ARGV[6]
-if redis.call('HGET', KEYS[1], mark) == ARGV[7] then
-  return 0
+local meta, stream, bus = KEYS[1], KEYS[2], KEYS[3]
+local LAST, FIRST, BYTES, COUNT, TOTALS = KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local channel, mark, data = ARGV[5], 'n:' .. ARGV[6], ARGV[2]
+if redis.call('HGET', meta, mark) == ARGV[7] then
+  return {0}
 end
-local epoch = redis.call('HGET', KEYS[1], 'epoch')
+local max_messages, max_age = tonumber(ARGV[3]), tonumber(ARGV[4])
+local max_channel_bytes, max_total_bytes = tonumber(ARGV[8]), tonumber(ARGV[9])
+local max_channels, steps, prefix = tonumber(ARGV[10]), tonumber(ARGV[11]), ARGV[12]
+local dropped = {count = 0, channel_bytes = 0, age = 0, total_bytes = 0, channels = 0}
+local total_bytes = tonumber(redis.call('HGET', TOTALS, 'bytes') or '0')
+local total_messages = tonumber(redis.call('HGET', TOTALS, 'messages') or '0')
+
+local function oldest(key)
+  return redis.call('ZRANGE', key, 0, 0)[1]
+end
+
+-- Forget channel c with its numbering: its keys (if not expired already) and its counts.
+local function forget(c, reason)
+  local n = tonumber(redis.call('HGET', COUNT, c) or '0')
+  dropped[reason] = dropped[reason] + n
+  total_messages = total_messages - n
+  total_bytes = total_bytes - tonumber(redis.call('HGET', BYTES, c) or '0')
+  redis.call('DEL', prefix .. 'meta:' .. c, prefix .. 'stream:' .. c)
+  redis.call('HDEL', BYTES, c)
+  redis.call('HDEL', COUNT, c)
+  redis.call('ZREM', LAST, c)
+  redis.call('ZREM', FIRST, c)
+  steps = steps - 1
+end
+
+-- Drop the oldest retained message of c (only if published before cutoff, when given).
+-- Returns its size; nil if nothing was dropped, or c was forgotten (its keys expired).
+local function drop_first(c, reason, cutoff)
+  local s = prefix .. 'stream:' .. c
+  local head = redis.call('XRANGE', s, '-', '+', 'COUNT', 2)
+  if not head[1] then
+    forget(c, reason)
+    return nil
+  end
+  if cutoff and tonumber(string.match(head[1][1], '^(%d+)')) >= cutoff then
+    return nil
+  end
+  local size = #head[1][2][6]
+  redis.call('XDEL', s, head[1][1])
+  redis.call('HINCRBY', BYTES, c, -size)
+  redis.call('HINCRBY', COUNT, c, -1)
+  total_bytes = total_bytes - size
+  total_messages = total_messages - 1
+  dropped[reason] = dropped[reason] + 1
+  if head[2] then
+    redis.call('ZADD', FIRST, head[2][2][4], c)
+  else
+    redis.call('ZREM', FIRST, c)
+  end
+  steps = steps - 1
+  return size
+end
+
+-- max_age: channels silent that long (Redis expired their keys), then old messages.
+while steps > 0 do
+  local c = oldest(LAST)
+  if not c or redis.call('EXISTS', prefix .. 'meta:' .. c) == 1 then break end
+  forget(c, 'age')
+end
+local time = redis.call('TIME')
+local cutoff = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000) - max_age
+while steps > 0 do
+  local c = oldest(FIRST)
+  if not c or not drop_first(c, 'age', cutoff) then break end
+end
+
+local epoch = redis.call('HGET', meta, 'epoch')
 if not epoch then
+  if redis.call('ZSCORE', LAST, channel) then
+    forget(channel, 'age')
+  end
+  redis.call('DEL', stream)
+  while steps > 0 and redis.call('ZCARD', LAST) >= max_channels do
+    forget(oldest(LAST), 'channels')
+  end
   epoch = ARGV[1]
-  redis.call('HSET', KEYS[1], 'epoch', epoch)
+  redis.call('HSET', meta, 'epoch', epoch)
 end
-local offset = redis.call('HINCRBY', KEYS[1], 'offset', 1)
-redis.call('HSET', KEYS[1], mark, ARGV[7])
-local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'o', offset, 'd', ARGV[2])
-local ms = tonumber(string.match(id, '^(%d+)'))
-redis.call('XTRIM', KEYS[2], 'MINID', tostring(ms - tonumber(ARGV[4])))
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-redis.call('PEXPIRE', KEYS[2], ARGV[4])
+local offset = redis.call('HINCRBY', meta, 'offset', 1)
+redis.call('HSET', meta, mark, ARGV[7])
+local seq = redis.call('HINCRBY', TOTALS, 'seq', 1)
+local id = redis.call('XADD', stream, '*', 'o', offset, 's', seq, 'd', data)
+local held = redis.call('HINCRBY', COUNT, channel, 1)
+local bytes = redis.call('HINCRBY', BYTES, channel, #data)
+total_messages = total_messages + 1
+total_bytes = total_bytes + #data
+redis.call('ZADD', LAST, seq, channel)
+redis.call('ZADD', FIRST, 'NX', seq, channel)
+
+while steps > 0 and held > max_messages do
+  if not drop_first(channel, 'count') then break end
+  held = held - 1
+end
+while steps > 0 and bytes > max_channel_bytes do
+  local size = drop_first(channel, 'channel_bytes')
+  if not size then break end
+  bytes = bytes - size
+end
+while steps > 0 and total_bytes > max_total_bytes do
+  local c = oldest(FIRST)
+  if not c or not drop_first(c, 'total_bytes') then break end
+end
+
+redis.call('HSET', TOTALS, 'bytes', total_bytes, 'messages', total_messages)
+redis.call('PEXPIRE', meta, max_age)
+redis.call('PEXPIRE', stream, max_age)
 local z = '\\0'
-redis.call('PUBLISH', KEYS[3], ARGV[5] .. z .. epoch .. z .. offset .. z .. ms .. z .. ARGV[2])
-return 1
+local ms = string.match(id, '^(%d+)')
+redis.call('PUBLISH', bus, channel .. z .. epoch .. z .. offset .. z .. ms .. z .. data)
+return {1, dropped.count, dropped.channel_bytes, dropped.age, dropped.total_bytes,
+  dropped.channels, redis.call('ZCARD', LAST), total_messages, total_bytes}
 """
 _ERRORS = (RedisError, OSError, TimeoutError)
 
@@ -106,7 +232,7 @@ class RedisChannels:
 
     Args:
         url: the Redis server.
-        limits: ``max_messages`` and ``max_age`` apply (see the module docstring).
+        limits: the bounds, all enforced in Redis (see the module docstring).
         prefix: prepended to every key, so that clusters can share one Redis.
         timeout: seconds allowed to connect and for a command's reply.
         retry_delay: seconds between two attempts to get the pub/sub connection back.
@@ -142,6 +268,9 @@ class RedisChannels:
         self._down_logged = False
         self._node = secrets.token_hex(8)
         self._tokens = 0
+        #: Channels with history, messages and bytes retained over the whole hub (every
+        #: node's publishes), as Redis reported them after this node's last publish.
+        self.channels = self.messages = self.bytes = 0
 
     @property
     def up(self) -> bool:
@@ -307,13 +436,14 @@ class RedisChannels:
     async def _publish_forever(self) -> None:
         limits = self.limits
         max_age_ms = max(1, int(limits.max_age * 1000))
+        index = [self._bus, *(f"{self._prefix}index:{name}" for name in _INDEX)]
         while True:
             await self._wake.wait()
             self._wake.clear()
             while self._queue:
                 channel, text = self._queue[0]
                 self._tokens += 1
-                keys = [self._key("meta", channel), self._key("stream", channel), self._bus]
+                keys = [self._key("meta", channel), self._key("stream", channel), *index]
                 args: list[Any] = [
                     secrets.token_hex(4),
                     text.encode("utf-8", "surrogatepass"),
@@ -322,6 +452,11 @@ class RedisChannels:
                     channel,
                     self._node,
                     self._tokens,
+                    limits.max_channel_bytes,
+                    limits.max_total_bytes,
+                    limits.max_channels,
+                    TRIM_STEPS,
+                    self._prefix,
                 ]
                 await self._append(keys, args)
                 self._queue.popleft()
@@ -331,7 +466,7 @@ class RedisChannels:
         deadline = loop.time() + self._timeout
         while True:
             try:
-                await self._script(keys=keys, args=args)
+                reply: list[int] = await self._script(keys=keys, args=args)
             except _ERRORS as error:
                 if loop.time() >= deadline:
                     self.stats.dropped["unavailable"] += 1
@@ -339,5 +474,16 @@ class RedisChannels:
                     return
                 await asyncio.sleep(self._retry_delay)
             else:
-                self.stats.appended += 1
+                if reply[0]:
+                    self._count(reply)
+                else:  # appended by an attempt whose reply was lost, drops uncounted
+                    self.stats.appended += 1
                 return
+
+    def _count(self, reply: list[int]) -> None:
+        stats = self.stats
+        stats.appended += 1
+        for reason, count in zip(_REASONS, reply[1:6], strict=True):
+            if count:
+                stats.dropped[reason] += count
+        self.channels, self.messages, self.bytes = reply[6:9]
