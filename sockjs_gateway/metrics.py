@@ -199,7 +199,7 @@ def _history_families(stores: dict[str, Any]) -> Iterator[Any]:
             continue
         seen.add(id(store))
         for name, family in gauges.items():
-            if hasattr(store, name):  # a Redis hub does not know them
+            if hasattr(store, name):  # a store of one's own may not know them
                 family.add_metric([label], getattr(store, name))
         appended.add_metric([label], store.stats.appended)
         for reason, count in sorted(store.stats.dropped.items()):

@@ -68,11 +68,15 @@ __all__ = ["RedisChannels"]
 
 log = logging.getLogger("sockjs_gateway.history")
 
-#: Most steps one publish's script takes to enforce the bounds: dropping one message, or
-#: forgetting one whole channel, is a step. What is left when they run out (a bound
-#: lowered since the history was written, or one large message that needs thousands of
-#: small ones to go) is dropped by the following publishes, each taking as many steps.
+#: Most steps one run of the script takes to enforce the bounds: dropping one message, or
+#: forgetting one whole channel, is a step. When a publish needs more (one large message
+#: pushing out thousands of small ones, or bounds lowered over history kept under larger
+#: ones), its node runs the script again at once, trimming only, until it is done: no run
+#: holds Redis for long, and other commands are served between runs.
 TRIM_STEPS = 1000
+#: Most trimming runs after one publish; what is still over a bound then is dropped by
+#: the next publishes (reached only if other nodes publish as fast as it drops).
+TRIM_RUNS = 1000
 #: The bounds, in the order the script returns their drop counts.
 _REASONS = ("count", "channel_bytes", "age", "total_bytes", "channels")
 #: The index keys (after ``prefix + "index:"``), in the script's KEYS order.
@@ -83,16 +87,17 @@ _INDEX = ("last", "first", "bytes", "messages", "totals")
 # number, so that order is exact within a millisecond too), hashes of the bytes and
 # messages of each channel, and a hash of the totals and the sequence. ARGV: new epoch,
 # data, max_messages, max_age (ms), channel name, node id, publish token,
-# max_channel_bytes, max_total_bytes, max_channels, steps, key prefix. Returns {0} for a
-# retry of a publish done, else {1, the drops by _REASONS, channels, messages, bytes}.
+# max_channel_bytes, max_total_bytes, max_channels, steps, key prefix, and "1" to trim
+# only (data, epoch and token unused). Returns {0} for a retry of a publish done, else
+# {1, the drops by _REASONS, channels, messages, bytes, 1 if the steps ran out}.
 # Channels evicted or aged out are reached by name (prefix .. kind .. name), so every key
 # of one hub must be on one Redis server (not Redis Cluster). A stream entry holds the
 # fields o (offset), s (sequence) and d (data).
 _PUBLISH = """
 local meta, stream, bus = KEYS[1], KEYS[2], KEYS[3]
 local LAST, FIRST, BYTES, COUNT, TOTALS = KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local channel, mark, data = ARGV[5], 'n:' .. ARGV[6], ARGV[2]
-if redis.call('HGET', meta, mark) == ARGV[7] then
+local channel, mark, data, trimming = ARGV[5], 'n:' .. ARGV[6], ARGV[2], ARGV[13] == '1'
+if not trimming and redis.call('HGET', meta, mark) == ARGV[7] then
   return {0}
 end
 local max_messages, max_age = tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -161,29 +166,38 @@ while steps > 0 do
   if not c or not drop_first(c, 'age', cutoff) then break end
 end
 
-local epoch = redis.call('HGET', meta, 'epoch')
-if not epoch then
-  if redis.call('ZSCORE', LAST, channel) then
-    forget(channel, 'age')
-  end
-  redis.call('DEL', stream)
-  while steps > 0 and redis.call('ZCARD', LAST) >= max_channels do
+local epoch, offset, id
+if trimming then
+  while steps > 0 and redis.call('ZCARD', LAST) > max_channels do
     forget(oldest(LAST), 'channels')
   end
-  epoch = ARGV[1]
-  redis.call('HSET', meta, 'epoch', epoch)
+else
+  epoch = redis.call('HGET', meta, 'epoch')
+  if not epoch then
+    if redis.call('ZSCORE', LAST, channel) then
+      forget(channel, 'age')
+    end
+    redis.call('DEL', stream)
+    while steps > 0 and redis.call('ZCARD', LAST) >= max_channels do
+      forget(oldest(LAST), 'channels')
+    end
+    epoch = ARGV[1]
+    redis.call('HSET', meta, 'epoch', epoch)
+  end
+  offset = redis.call('HINCRBY', meta, 'offset', 1)
+  redis.call('HSET', meta, mark, ARGV[7])
+  local seq = redis.call('HINCRBY', TOTALS, 'seq', 1)
+  id = redis.call('XADD', stream, '*', 'o', offset, 's', seq, 'd', data)
+  redis.call('HINCRBY', COUNT, channel, 1)
+  redis.call('HINCRBY', BYTES, channel, #data)
+  total_messages = total_messages + 1
+  total_bytes = total_bytes + #data
+  redis.call('ZADD', LAST, seq, channel)
+  redis.call('ZADD', FIRST, 'NX', seq, channel)
 end
-local offset = redis.call('HINCRBY', meta, 'offset', 1)
-redis.call('HSET', meta, mark, ARGV[7])
-local seq = redis.call('HINCRBY', TOTALS, 'seq', 1)
-local id = redis.call('XADD', stream, '*', 'o', offset, 's', seq, 'd', data)
-local held = redis.call('HINCRBY', COUNT, channel, 1)
-local bytes = redis.call('HINCRBY', BYTES, channel, #data)
-total_messages = total_messages + 1
-total_bytes = total_bytes + #data
-redis.call('ZADD', LAST, seq, channel)
-redis.call('ZADD', FIRST, 'NX', seq, channel)
 
+local held = tonumber(redis.call('HGET', COUNT, channel) or '0')
+local bytes = tonumber(redis.call('HGET', BYTES, channel) or '0')
 while steps > 0 and held > max_messages do
   if not drop_first(channel, 'count') then break end
   held = held - 1
@@ -199,13 +213,16 @@ while steps > 0 and total_bytes > max_total_bytes do
 end
 
 redis.call('HSET', TOTALS, 'bytes', total_bytes, 'messages', total_messages)
-redis.call('PEXPIRE', meta, max_age)
-redis.call('PEXPIRE', stream, max_age)
-local z = '\\0'
-local ms = string.match(id, '^(%d+)')
-redis.call('PUBLISH', bus, channel .. z .. epoch .. z .. offset .. z .. ms .. z .. data)
+if not trimming then
+  redis.call('PEXPIRE', meta, max_age)
+  redis.call('PEXPIRE', stream, max_age)
+  local z = '\\0'
+  local ms = string.match(id, '^(%d+)')
+  redis.call('PUBLISH', bus, channel .. z .. epoch .. z .. offset .. z .. ms .. z .. data)
+end
 return {1, dropped.count, dropped.channel_bytes, dropped.age, dropped.total_bytes,
-  dropped.channels, redis.call('ZCARD', LAST), total_messages, total_bytes}
+  dropped.channels, redis.call('ZCARD', LAST), total_messages, total_bytes,
+  steps <= 0 and 1 or 0}
 """
 _ERRORS = (RedisError, OSError, TimeoutError)
 
@@ -268,6 +285,8 @@ class RedisChannels:
         self._down_logged = False
         self._node = secrets.token_hex(8)
         self._tokens = 0
+        self._published = 0  # publishes done with (sent to Redis, or dropped)
+        self._progress = asyncio.Event()
         #: Channels with history, messages and bytes retained over the whole hub (every
         #: node's publishes), as Redis reported them after this node's last publish.
         self.channels = self.messages = self.bytes = 0
@@ -297,7 +316,9 @@ class RedisChannels:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self.stats.dropped["closed"] += len(self._queue)
+        self._published += len(self._queue)
         self._queue.clear()
+        self._progress.set()
         await self._redis.aclose()
 
     def run_with_app(self, app: Any) -> None:
@@ -318,6 +339,15 @@ class RedisChannels:
         check_channel(channel)
         self._queue.append((channel, text))
         self._wake.set()
+
+    async def flush(self) -> None:
+        """Wait until every message published so far was sent to Redis (or dropped), with
+        the trimming it caused. Raises ``TimeoutError`` after ``timeout`` without progress.
+        """
+        target = self._published + len(self._queue)
+        while self._published < target:
+            self._progress.clear()
+            await asyncio.wait_for(self._progress.wait(), self._timeout * 2)
 
     def listen(self, channel: str, listener: Listener) -> _Handle:
         handle = _Handle(self, channel, listener)
@@ -457,11 +487,17 @@ class RedisChannels:
                     limits.max_channels,
                     TRIM_STEPS,
                     self._prefix,
+                    0,
                 ]
-                await self._append(keys, args)
+                if await self._append(keys, args):
+                    await self._trim(keys, args)
                 self._queue.popleft()
+                self._published += 1
+                self._progress.set()
 
-    async def _append(self, keys: list[str], args: list[Any]) -> None:
+    async def _append(self, keys: list[str], args: list[Any]) -> bool:
+        """Run the script for one publish, retried until ``timeout``; whether it ran out
+        of steps."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._timeout
         while True:
@@ -471,19 +507,29 @@ class RedisChannels:
                 if loop.time() >= deadline:
                     self.stats.dropped["unavailable"] += 1
                     self._went_down(error)
-                    return
+                    return False
                 await asyncio.sleep(self._retry_delay)
             else:
-                if reply[0]:
-                    self._count(reply)
-                else:  # appended by an attempt whose reply was lost, drops uncounted
-                    self.stats.appended += 1
+                self.stats.appended += 1
+                # reply[0] == 0: appended by an attempt whose reply was lost, drops uncounted
+                return bool(reply[0]) and self._count(reply)
+
+    async def _trim(self, keys: list[str], args: list[Any]) -> None:
+        """Run the script trimming only (see :data:`TRIM_STEPS`) until it is done."""
+        args = [*args[:-1], 1]
+        for _ in range(TRIM_RUNS):
+            try:
+                reply: list[int] = await self._script(keys=keys, args=args)
+            except _ERRORS:
+                return  # the next publish trims, or reports the outage
+            if not self._count(reply):
                 return
 
-    def _count(self, reply: list[int]) -> None:
-        stats = self.stats
-        stats.appended += 1
+    def _count(self, reply: list[int]) -> bool:
+        """Count what one run dropped and the totals it saw; whether it ran out of steps."""
+        dropped = self.stats.dropped
         for reason, count in zip(_REASONS, reply[1:6], strict=True):
             if count:
-                stats.dropped[reason] += count
+                dropped[reason] += count
         self.channels, self.messages, self.bytes = reply[6:9]
+        return bool(reply[9])
