@@ -86,23 +86,29 @@ _INDEX = ("last", "first", "bytes", "messages", "totals")
 # their last publish and by their oldest retained message (scored by a hub-wide sequence
 # number, so that order is exact within a millisecond too), hashes of the bytes and
 # messages of each channel, and a hash of the totals and the sequence. ARGV: new epoch,
-# data, max_messages, max_age (ms), channel name, node id, publish token,
-# max_channel_bytes, max_total_bytes, max_channels, steps, key prefix, and "1" to trim
-# only (data, epoch and token unused). Returns {0} for a retry of a publish done, else
-# {1, the drops by _REASONS, channels, messages, bytes, 1 if the steps ran out}.
+# data, channel name, node id, publish token, the bounds (max_messages, max_age in ms,
+# max_channel_bytes, max_total_bytes, max_channels, steps: one argument, the same for
+# every publish of a hub), key prefix, and "1" to trim
+# only (data, epoch and token unused). Returns "0" for a retry of a publish done, else
+# "1", the drops by _REASONS, channels, messages, bytes, and 1 if the steps ran out,
+# separated by spaces (one string: a client reads it faster than an array).
 # Channels evicted or aged out are reached by name (prefix .. kind .. name), so every key
 # of one hub must be on one Redis server (not Redis Cluster). A stream entry holds the
 # fields o (offset), s (sequence) and d (data).
 _PUBLISH = """
 local meta, stream, bus = KEYS[1], KEYS[2], KEYS[3]
 local LAST, FIRST, BYTES, COUNT, TOTALS = KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local channel, mark, data, trimming = ARGV[5], 'n:' .. ARGV[6], ARGV[2], ARGV[13] == '1'
-if not trimming and redis.call('HGET', meta, mark) == ARGV[7] then
-  return {0}
+local channel, mark, data, trimming = ARGV[3], 'n:' .. ARGV[4], ARGV[2], ARGV[8] == '1'
+if not trimming and redis.call('HGET', meta, mark) == ARGV[5] then
+  return '0'
 end
-local max_messages, max_age = tonumber(ARGV[3]), tonumber(ARGV[4])
-local max_channel_bytes, max_total_bytes = tonumber(ARGV[8]), tonumber(ARGV[9])
-local max_channels, steps, prefix = tonumber(ARGV[10]), tonumber(ARGV[11]), ARGV[12]
+local bounds = {}
+for number in string.gmatch(ARGV[6], '%d+') do
+  bounds[#bounds + 1] = tonumber(number)
+end
+local max_messages, max_age, max_channel_bytes = bounds[1], bounds[2], bounds[3]
+local max_total_bytes, max_channels, steps = bounds[4], bounds[5], bounds[6]
+local prefix = ARGV[7]
 local dropped = {count = 0, channel_bytes = 0, age = 0, total_bytes = 0, channels = 0}
 local total_bytes = tonumber(redis.call('HGET', TOTALS, 'bytes') or '0')
 local total_messages = tonumber(redis.call('HGET', TOTALS, 'messages') or '0')
@@ -166,11 +172,13 @@ while steps > 0 do
   if not c or not drop_first(c, 'age', cutoff) then break end
 end
 
-local epoch, offset, id
+local epoch, offset, id, held, bytes
 if trimming then
   while steps > 0 and redis.call('ZCARD', LAST) > max_channels do
     forget(oldest(LAST), 'channels')
   end
+  held = tonumber(redis.call('HGET', COUNT, channel) or '0')
+  bytes = tonumber(redis.call('HGET', BYTES, channel) or '0')
 else
   epoch = redis.call('HGET', meta, 'epoch')
   if not epoch then
@@ -185,19 +193,17 @@ else
     redis.call('HSET', meta, 'epoch', epoch)
   end
   offset = redis.call('HINCRBY', meta, 'offset', 1)
-  redis.call('HSET', meta, mark, ARGV[7])
+  redis.call('HSET', meta, mark, ARGV[5])
   local seq = redis.call('HINCRBY', TOTALS, 'seq', 1)
   id = redis.call('XADD', stream, '*', 'o', offset, 's', seq, 'd', data)
-  redis.call('HINCRBY', COUNT, channel, 1)
-  redis.call('HINCRBY', BYTES, channel, #data)
+  held = redis.call('HINCRBY', COUNT, channel, 1)
+  bytes = redis.call('HINCRBY', BYTES, channel, #data)
   total_messages = total_messages + 1
   total_bytes = total_bytes + #data
   redis.call('ZADD', LAST, seq, channel)
   redis.call('ZADD', FIRST, 'NX', seq, channel)
 end
 
-local held = tonumber(redis.call('HGET', COUNT, channel) or '0')
-local bytes = tonumber(redis.call('HGET', BYTES, channel) or '0')
 while steps > 0 and held > max_messages do
   if not drop_first(channel, 'count') then break end
   held = held - 1
@@ -220,9 +226,9 @@ if not trimming then
   local ms = string.match(id, '^(%d+)')
   redis.call('PUBLISH', bus, channel .. z .. epoch .. z .. offset .. z .. ms .. z .. data)
 end
-return {1, dropped.count, dropped.channel_bytes, dropped.age, dropped.total_bytes,
-  dropped.channels, redis.call('ZCARD', LAST), total_messages, total_bytes,
-  steps <= 0 and 1 or 0}
+return table.concat({1, dropped.count, dropped.channel_bytes, dropped.age,
+  dropped.total_bytes, dropped.channels, redis.call('ZCARD', LAST), total_messages,
+  total_bytes, steps <= 0 and 1 or 0}, ' ')
 """
 _ERRORS = (RedisError, OSError, TimeoutError)
 
@@ -466,27 +472,38 @@ class RedisChannels:
     async def _publish_forever(self) -> None:
         limits = self.limits
         max_age_ms = max(1, int(limits.max_age * 1000))
-        index = [self._bus, *(f"{self._prefix}index:{name}" for name in _INDEX)]
+        index = [self._bus.encode(), *(f"{self._prefix}index:{name}".encode() for name in _INDEX)]
+        node, prefix = self._node.encode(), self._prefix.encode()
+        bounds = " ".join(
+            str(number)
+            for number in (
+                limits.max_messages,
+                max_age_ms,
+                limits.max_channel_bytes,
+                limits.max_total_bytes,
+                limits.max_channels,
+                TRIM_STEPS,
+            )
+        ).encode()
         while True:
             await self._wake.wait()
             self._wake.clear()
             while self._queue:
                 channel, text = self._queue[0]
                 self._tokens += 1
-                keys = [self._key("meta", channel), self._key("stream", channel), *index]
+                keys: list[str | bytes] = [
+                    self._key("meta", channel),
+                    self._key("stream", channel),
+                    *index,
+                ]
                 args: list[Any] = [
                     secrets.token_hex(4),
                     text.encode("utf-8", "surrogatepass"),
-                    limits.max_messages,
-                    max_age_ms,
                     channel,
-                    self._node,
+                    node,
                     self._tokens,
-                    limits.max_channel_bytes,
-                    limits.max_total_bytes,
-                    limits.max_channels,
-                    TRIM_STEPS,
-                    self._prefix,
+                    bounds,
+                    prefix,
                     0,
                 ]
                 if await self._append(keys, args):
@@ -495,14 +512,14 @@ class RedisChannels:
                 self._published += 1
                 self._progress.set()
 
-    async def _append(self, keys: list[str], args: list[Any]) -> bool:
+    async def _append(self, keys: list[str | bytes], args: list[Any]) -> bool:
         """Run the script for one publish, retried until ``timeout``; whether it ran out
         of steps."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._timeout
         while True:
             try:
-                reply: list[int] = await self._script(keys=keys, args=args)
+                reply: bytes = await self._script(keys=keys, args=args)
             except _ERRORS as error:
                 if loop.time() >= deadline:
                     self.stats.dropped["unavailable"] += 1
@@ -511,25 +528,26 @@ class RedisChannels:
                 await asyncio.sleep(self._retry_delay)
             else:
                 self.stats.appended += 1
-                # reply[0] == 0: appended by an attempt whose reply was lost, drops uncounted
-                return bool(reply[0]) and self._count(reply)
+                # "0": appended by an attempt whose reply was lost, drops uncounted
+                return reply != b"0" and self._count(reply)
 
-    async def _trim(self, keys: list[str], args: list[Any]) -> None:
+    async def _trim(self, keys: list[str | bytes], args: list[Any]) -> None:
         """Run the script trimming only (see :data:`TRIM_STEPS`) until it is done."""
         args = [*args[:-1], 1]
         for _ in range(TRIM_RUNS):
             try:
-                reply: list[int] = await self._script(keys=keys, args=args)
+                reply: bytes = await self._script(keys=keys, args=args)
             except _ERRORS:
                 return  # the next publish trims, or reports the outage
             if not self._count(reply):
                 return
 
-    def _count(self, reply: list[int]) -> bool:
+    def _count(self, reply: bytes) -> bool:
         """Count what one run dropped and the totals it saw; whether it ran out of steps."""
+        numbers = [int(number) for number in reply.split()]
         dropped = self.stats.dropped
-        for reason, count in zip(_REASONS, reply[1:6], strict=True):
+        for reason, count in zip(_REASONS, numbers[1:6], strict=True):
             if count:
                 dropped[reason] += count
-        self.channels, self.messages, self.bytes = reply[6:9]
-        return bool(reply[9])
+        self.channels, self.messages, self.bytes = numbers[6:9]
+        return bool(numbers[9])
