@@ -7,6 +7,14 @@ Not a test: a measurement, printed as Markdown rows.
    a STOMP ``/topic/`` publish to 0 and 10 subscribed connections (pure machines, no sockets)
    on a ``Broker()`` and on a ``Broker(history=HistoryLimits())``; and the bare
    ``HistoryStore.append`` and ``Channels.publish`` with no listener.
+1b. *Publish cost with the Redis hub* (``RedisChannels`` on a ``redis-server`` started for
+   the run, no persistence, loopback): N publishes of 100 bytes, the node waiting for
+   Redis after every 1,000 (``hub.flush()``), with no listener; three cases: no bound
+   crossed, ``max_messages`` crossed (one drop per publish) and ``max_total_bytes``
+   crossed over 100 channels (one drop per publish, from another channel). Reported per
+   message: the node's CPU (``time.process_time``: queueing, the script call, reading the
+   pub/sub echo), redis-server's CPU (``INFO cpu`` used_cpu_user + used_cpu_sys: the
+   script) and the wall time. Skipped when redis-server is not installed.
 2. *Replay*: a server in a subprocess (``python -m sockjs_gateway serve --app
    bench.history:make_app``, loopback) holds 10,000 retained messages of 100 bytes; a
    client connects and asks for them from the first: over SockJS WebSocket and
@@ -125,6 +133,66 @@ def publish_costs(count: int) -> list[tuple[str, float]]:
             per_message(count, lambda n: hub.publish("c", BODY)),
         )
     )
+    return rows
+
+
+REDIS_CASES: tuple[tuple[str, dict[str, int], int], ...] = (
+    ("no bound crossed", {"max_messages": 10**9, "max_channel_bytes": 10**12}, 1),
+    ("max_messages crossed (a drop per publish)", {"max_messages": 100}, 1),
+    ("max_total_bytes crossed over 100 channels", {"max_total_bytes": 100 * 1024}, 100),
+)
+
+
+def redis_publish_costs(count: int) -> list[tuple[str, float, float, float]]:
+    """Rows of (case, node CPU µs, redis-server CPU µs, wall µs) per message."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from redis.asyncio import Redis
+
+    from sockjs_gateway.backplane.history import RedisChannels
+    from sockjs_gateway.history import HistoryLimits
+    from tests.backplane.servers import RedisServer
+
+    if shutil.which("redis-server") is None:
+        return []
+
+    async def redis_cpu(client: Redis) -> float:
+        info = await client.info("cpu")
+        return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+    async def run(limits: HistoryLimits, channels: int, url: str) -> tuple[float, float, float]:
+        hub = RedisChannels(url, limits)
+        client = Redis.from_url(url)
+        await hub.start()
+        try:
+            for number in range(2_000):  # fill up to the bound before measuring
+                hub.publish(f"c{number % channels}", BODY)
+            await hub.flush()
+            cpu, server, wall = time.process_time(), await redis_cpu(client), time.perf_counter()
+            for number in range(count):
+                hub.publish(f"c{number % channels}", BODY)
+                if number % 1000 == 999:
+                    await hub.flush()
+            await hub.flush()
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            server = await redis_cpu(client) - server
+        finally:
+            await hub.close()
+            await client.aclose()
+        return cpu / count * 1e6, server / count * 1e6, wall / count * 1e6
+
+    rows = []
+    for label, bounds, channels in REDIS_CASES:
+        with tempfile.TemporaryDirectory() as workdir:
+            redis = RedisServer(Path(workdir))
+            redis.start()
+            try:
+                limits = HistoryLimits(**bounds)
+                rows.append((label, *asyncio.run(run(limits, channels, redis.url))))
+            finally:
+                redis.kill()
     return rows
 
 
@@ -248,6 +316,19 @@ def main() -> int:
     print("|---|---|")
     for label, micros in publish_costs(count):
         print(f"| {label} | {micros:.2f} |")
+    redis_count = count // 10
+    redis_rows = redis_publish_costs(redis_count)
+    if redis_rows:
+        print()
+        print(
+            f"| RedisChannels.publish ({redis_count:,} publishes, no listener) "
+            "| node CPU µs | redis-server CPU µs | wall µs |"
+        )
+        print("|---|---|---|---|")
+        for label, node, server, wall in redis_rows:
+            print(f"| {label} | {node:.1f} | {server:.1f} | {wall:.1f} |")
+    else:
+        print("\n(redis-server is not installed: no RedisChannels rows)")
     server, port = start_server()
     try:
         rows = asyncio.run(replays(port, server.pid))
