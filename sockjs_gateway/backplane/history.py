@@ -88,10 +88,10 @@ _INDEX = ("last", "first", "bytes", "messages", "totals")
 # messages of each channel, and a hash of the totals and the sequence. ARGV: new epoch,
 # data, channel name, node id, publish token, the bounds (max_messages, max_age in ms,
 # max_channel_bytes, max_total_bytes, max_channels, steps: one argument, the same for
-# every publish of a hub), key prefix, and "1" to trim
-# only (data, epoch and token unused). Returns "0" for a retry of a publish done, else
-# "1", the drops by _REASONS, channels, messages, bytes, and 1 if the steps ran out,
-# separated by spaces (one string: a client reads it faster than an array).
+# every publish of a hub), key prefix, and "1" to trim only (data, epoch and token
+# unused). Returns "0" for a retry of a publish done, else "1", the drops by _REASONS,
+# channels, messages, bytes, and 1 if the steps ran out, separated by spaces (one string:
+# a client reads it faster than an array).
 # Channels evicted or aged out are reached by name (prefix .. kind .. name), so every key
 # of one hub must be on one Redis server (not Redis Cluster). A stream entry holds the
 # fields o (offset), s (sequence) and d (data).
@@ -348,7 +348,11 @@ class RedisChannels:
 
     async def flush(self) -> None:
         """Wait until every message published so far was sent to Redis (or dropped), with
-        the trimming it caused. Raises ``TimeoutError`` after ``timeout`` without progress.
+        the trimming it caused.
+
+        Raises:
+            TimeoutError: nothing was done for twice ``timeout`` (a publish is retried for
+                up to ``timeout``).
         """
         target = self._published + len(self._queue)
         while self._published < target:
