@@ -118,6 +118,8 @@ class SockJSClient:
         if self._reader is not None:
             self._reader.cancel()
             await asyncio.gather(self._reader, return_exceptions=True)
+        if self._stream is not None:  # a poll or stream cut short: give its connection back
+            self._stream.close()
         if self._ws is not None and not self._ws.closed:
             await self._ws.close()
 
