@@ -36,6 +36,7 @@ client instead of growing memory.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import logging
 import math
@@ -74,6 +75,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SessionRegistry",
+    "SessionRecord",
     "rearm",
     "EndpointStats",
     "HANDLER_ERROR",
@@ -128,6 +130,43 @@ class EndpointStats:
         self.refused: Counter[str] = Counter()
 
 
+class SessionRecord:
+    """What the registry keeps for one session beside its machine: the timer, the hook
+    task and the handler queue. Only this module reads or writes it; the registry holds
+    one per live session (``SessionRegistry._live``) and the session's task holds it
+    while it runs, and nothing else does. It refers to no session, so dropping a session
+    frees both by reference counting alone."""
+
+    __slots__ = (
+        "timer",
+        "inbox",
+        "inbound",
+        "inbound_bytes",
+        "space",
+        "task",
+        "consuming",
+        "wakeup",
+        "context",
+        "upstream",
+    )
+
+    def __init__(self) -> None:
+        self.timer: asyncio.TimerHandle | None = None
+        # Opened/Closed events and message batches for the handler, oldest first (a list:
+        # an empty deque costs ~600 bytes per session).
+        self.inbox: list[object] = []
+        self.inbound = 0  # messages waiting for the handler
+        self.inbound_bytes = 0  # and their size on the wire
+        self.space: asyncio.Future[None] | None = None  # resolved when the handler catches up
+        self.task: asyncio.Task[None] | None = None  # the session's task, while it runs hooks
+        self.consuming = False  # a task of this session is running (or sleeping, on 3.11)
+        self.wakeup: asyncio.Future[None] | None = None  # what a sleeping task waits on
+        #: Every hook of the session runs in this context: a copy of the context of the
+        #: request that opened the session.
+        self.context = contextvars.copy_context()
+        self.upstream: asyncio.Lock | None = None  # see SessionRegistry.upstream
+
+
 def rearm(
     loop: asyncio.AbstractEventLoop,
     timer: asyncio.TimerHandle | None,
@@ -169,7 +208,8 @@ class SessionRegistry:
         self._inbound_bytes = 0  # bytes waiting for every handler of the endpoint
         self._waiting: list[asyncio.Future[None]] = []  # readers held by the endpoint bound
         self._by_id: dict[str, Session] = {}
-        self._live: dict[Session, None] = {}  # insertion-ordered set of every session
+        # Every live session (in the order they opened) and what the registry keeps for it.
+        self._live: dict[Session, SessionRecord] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         #: Called with each session as it is forgotten (channel subscriptions end there).
         self.forget_hooks: list[Callable[[Session], None]] = []
@@ -195,6 +235,11 @@ class SessionRegistry:
         """The HTTP-transport session with this id, if it is known."""
         return self._by_id.get(session_id)
 
+    def record(self, session: Session) -> SessionRecord | None:
+        """What the registry keeps for ``session`` (None once it is forgotten): for tests
+        and debugging, which check that timers and tasks are gone."""
+        return self._live.get(session)
+
     def _now(self) -> float:
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
@@ -219,7 +264,7 @@ class SessionRegistry:
             raw=raw,
         )
         session = Session(session_id, info, self._endpoint, self, machine, principal)
-        self._live[session] = None
+        self._live[session] = SessionRecord()
         if not websocket:
             self._by_id[session_id] = session
         return session
@@ -251,8 +296,7 @@ class SessionRegistry:
         now = self._now()
         frames = machine.data_to_send(now, limit=1)
         machine.detach(now)
-        if session in self._live:
-            self._arm(session)
+        self._arm(session)
         return frames
 
     def interrupt(self, session: Session) -> None:
@@ -274,11 +318,11 @@ class SessionRegistry:
 
     def forget(self, session: Session) -> None:
         """Drop a session for good (its socket is gone, or it expired)."""
-        if session._timer is not None:
-            session._timer.cancel()
-            session._timer = None
+        record = self._live.pop(session, None)
+        if record is not None and record.timer is not None:
+            record.timer.cancel()
+            record.timer = None
         session.receiver = None
-        self._live.pop(session, None)
         if self._by_id.get(session.id) is session:
             del self._by_id[session.id]
             if self.on_forget is not None:
@@ -297,9 +341,12 @@ class SessionRegistry:
     def upstream(self, session: Session) -> asyncio.Lock:
         """The lock an upstream request (``xhr_send``, ``jsonp_send``) of ``session``
         holds while it reads and delivers its body, so they take turns."""
-        lock = session._upstream
+        record = self._live.get(session)
+        if record is None:  # forgotten: nothing to take turns with
+            return asyncio.Lock()
+        lock = record.upstream
         if lock is None:
-            lock = session._upstream = asyncio.Lock()
+            lock = record.upstream = asyncio.Lock()
         return lock
 
     async def room(self, session: Session) -> None:
@@ -316,18 +363,19 @@ class SessionRegistry:
         ``max_inbound_bytes`` bytes wait for this session's handler, and fewer than
         ``max_inbound_bytes_total`` bytes wait for every handler of the endpoint.
         """
-        if session.machine.state is not SessionState.OPEN:
+        record = self._live.get(session)
+        if record is None or session.machine.state is not SessionState.OPEN:
             return None
         if (
-            session._inbound < self._max_inbound
-            and session._inbound_bytes < self._max_inbound_bytes
+            record.inbound < self._max_inbound
+            and record.inbound_bytes < self._max_inbound_bytes
             and self._inbound_bytes < self._max_inbound_total
         ):
             return None
-        waiter = session._space
+        waiter = record.space
         if waiter is None or waiter.done():
-            waiter = session._space = asyncio.get_running_loop().create_future()
-            if session._inbound == 0:  # only the endpoint is full: wake on any progress
+            waiter = record.space = asyncio.get_running_loop().create_future()
+            if record.inbound == 0:  # only the endpoint is full: wake on any progress
                 self._waiting.append(waiter)
         return waiter
 
@@ -340,35 +388,36 @@ class SessionRegistry:
             What :meth:`wait_for_space` returns now: None while the handler queue has
             room, else a future the caller waits for before it reads more.
         """
-        if session.machine.state is not SessionState.OPEN or not messages:
+        record = self._live.get(session)
+        if record is None or session.machine.state is not SessionState.OPEN or not messages:
             return None
         stats = self.stats
         stats.messages_in += len(messages)
         stats.bytes_in += size
-        session._inbound += len(messages)
-        session._inbound_bytes += size
+        record.inbound += len(messages)
+        record.inbound_bytes += size
         self._inbound_bytes += size
-        if session._consuming:
-            session._inbox.append((messages, size))  # handled after what is queued
-            waiting = session._wakeup
+        if record.consuming:
+            record.inbox.append((messages, size))  # handled after what is queued
+            waiting = record.wakeup
             if waiting is not None:  # a sleeping task (Python 3.11)
-                session._wakeup = None
+                record.wakeup = None
                 waiting.set_result(None)
         elif _EAGER_TASKS:  # _start, inlined: this is every message's path
-            session._consuming = True
+            record.consuming = True
             task = asyncio.Task(  # type: ignore[call-arg,unused-ignore]
-                self._run(session, messages, size),
+                self._run(session, record, messages, size),
                 loop=self._loop,
-                context=session._context,
+                context=record.context,
                 eager_start=True,
             )
             if not task.done():
-                session._task = task
+                record.task = task
         else:
-            self._start(session, messages, size, eager=True)
+            self._start(session, record, messages, size, eager=True)
         if (
-            session._inbound < self._max_inbound
-            and session._inbound_bytes < self._max_inbound_bytes
+            record.inbound < self._max_inbound
+            and record.inbound_bytes < self._max_inbound_bytes
             and self._inbound_bytes < self._max_inbound_total
         ):
             return None
@@ -463,7 +512,7 @@ class SessionRegistry:
         for session in list(self._live):
             if session.machine.state is not SessionState.CLOSED:
                 self.close(session, code, reason)
-        tasks = [s._task for s in list(self._live) if s._task is not None]
+        tasks = [r.task for r in list(self._live.values()) if r.task is not None]
         if tasks:
             # Close hooks get disconnect_delay to finish; a hook stuck past that is
             # cancelled, whether or not its session was forgotten meanwhile.
@@ -480,16 +529,18 @@ class SessionRegistry:
         """Follow a change to ``session``. ``eager``: the change came from the network or
         a timer, not from application code, so new hooks may start in this very step."""
         machine = session.machine
+        # Taken first: an Expired event forgets the session, and its last hooks still run.
+        record = self._live.get(session)
         abort = False
         events = machine.events_received()
         if events:
-            hooks, abort = self._read_events(session, events)
-            if hooks:
-                session._inbox.extend(hooks)
-                if not session._consuming:
-                    self._start(session, None, 0, eager=eager)
-                elif (waiting := session._wakeup) is not None:
-                    session._wakeup = None
+            hooks, abort = self._read_events(session, record, events)
+            if hooks and record is not None:
+                record.inbox.extend(hooks)
+                if not record.consuming:
+                    self._start(session, record, None, 0, eager=eager)
+                elif (waiting := record.wakeup) is not None:
+                    record.wakeup = None
                     waiting.set_result(None)
         receiver = session.receiver
         if receiver is not None:
@@ -497,10 +548,11 @@ class SessionRegistry:
                 receiver.abort()
             elif machine.has_frames() or machine.state is SessionState.CLOSED:
                 receiver.wake()
-        if session in self._live:
-            self._arm(session)
+        self._arm(session)  # unless an Expired event forgot it
 
-    def _read_events(self, session: Session, events: list[Event]) -> tuple[list[Event], bool]:
+    def _read_events(
+        self, session: Session, record: SessionRecord | None, events: list[Event]
+    ) -> tuple[list[Event], bool]:
         """Count, log and act on the machine's events; return those for the hooks, and
         whether the receiver must be cut off. Drops are summed into one log line."""
         stats = self.stats
@@ -525,8 +577,9 @@ class SessionRegistry:
                         slow = event.cause
                     elif event.cause is Cause.TIMED_OUT:
                         stats.session_timeouts += 1
-                    if session._space is not None and not session._space.done():
-                        session._space.set_result(None)
+                    space = record.space if record is not None else None
+                    if space is not None and not space.done():
+                        space.set_result(None)
         if dropped:
             stats.slow_consumer_drops += dropped
             logs.slow_consumer_dropped(session, dropped, session.machine.queued_bytes)
@@ -536,21 +589,31 @@ class SessionRegistry:
         return hooks, abort
 
     def _arm(self, session: Session) -> None:
+        record = self._live.get(session)
+        if record is None:  # forgotten: no timer any more
+            return
         loop = self._loop or asyncio.get_running_loop()
         deadline = session.machine.next_deadline()
-        session._timer = rearm(loop, session._timer, deadline, self._on_timer, session)
+        record.timer = rearm(loop, record.timer, deadline, self._on_timer, session)
 
     def _on_timer(self, session: Session) -> None:
-        session._timer = None
-        if session not in self._live:
+        record = self._live.get(session)
+        if record is None:
             return
+        record.timer = None
         session.machine.timer_fired(self._now())
         self._after(session, eager=True)  # an Expired event forgets the session
 
     # -- hooks: one task at a time per session, in the session's own context ------------
 
     def _start(
-        self, session: Session, messages: list[str] | None, size: int, *, eager: bool
+        self,
+        session: Session,
+        record: SessionRecord,
+        messages: list[str] | None,
+        size: int,
+        *,
+        eager: bool,
     ) -> None:
         """Start a task of ``session`` that runs ``messages`` (``size`` bytes), then
         everything in its inbox.
@@ -561,22 +624,24 @@ class SessionRegistry:
         waits costs no scheduling; application calls (``close``) never start eagerly,
         so a hook never runs inside them.
         """
-        session._consuming = True
+        record.consuming = True
         loop = self._loop or asyncio.get_running_loop()
-        coro = self._run(session, messages, size)
+        coro = self._run(session, record, messages, size)
         # _run logs what it raises itself, so no done callback (one loop callback less
         # per task) is needed to own its errors.
         if eager and _EAGER_TASKS:
             task: asyncio.Task[None] = asyncio.Task(  # type: ignore[call-arg,unused-ignore]
-                coro, loop=loop, context=session._context, eager_start=True
+                coro, loop=loop, context=record.context, eager_start=True
             )
             if task.done():  # every hook finished without waiting
                 return
         else:
-            task = loop.create_task(coro, context=session._context)
-        session._task = task
+            task = loop.create_task(coro, context=record.context)
+        record.task = task
 
-    async def _run(self, session: Session, messages: list[str] | None, size: int) -> None:
+    async def _run(
+        self, session: Session, record: SessionRecord, messages: list[str] | None, size: int
+    ) -> None:
         """Handle ``messages``, then the session's inbox, in order, until it is empty.
 
         ``on_message`` is called inline, not through a helper coroutine or a batch
@@ -586,7 +651,7 @@ class SessionRegistry:
         handler = self._handler
         on_message = handler.on_message
         machine = session.machine
-        inbox = session._inbox
+        inbox = record.inbox
         loop = self._loop
         try:
             while True:
@@ -594,7 +659,7 @@ class SessionRegistry:
                     if not inbox:
                         if _EAGER_TASKS:
                             return
-                        waiting = session._wakeup = asyncio.Future(loop=loop)
+                        waiting = record.wakeup = asyncio.Future(loop=loop)
                         await waiting
                         continue
                     event = inbox.pop(0)
@@ -622,18 +687,18 @@ class SessionRegistry:
                 except Exception:
                     self._hook_failed(session, "on_message")
                 finally:
-                    session._inbound -= len(messages)
-                    session._inbound_bytes -= size
+                    record.inbound -= len(messages)
+                    record.inbound_bytes -= size
                     self._inbound_bytes -= size
-                    if session._space is not None or self._waiting:
-                        self._room_made(session)
+                    if record.space is not None or self._waiting:
+                        self._room_made(record)
                 messages = None
         except Exception:  # a bug of ours: this task is its own owner, so say so
             log.exception("session %r: hook runner failed", session.id)
         finally:
-            session._task = None
-            session._wakeup = None
-            session._consuming = False
+            record.task = None
+            record.wakeup = None
+            record.consuming = False
 
     async def _hook(
         self, session: Session, name: str, hook: Callable[..., object], args: tuple[Any, ...]
@@ -658,9 +723,9 @@ class SessionRegistry:
         if name != "on_close":
             self.close(session, *HANDLER_ERROR)
 
-    def _room_made(self, session: Session) -> None:
+    def _room_made(self, record: SessionRecord) -> None:
         """Messages left the handler queue: readers waiting for room go on."""
-        space = session._space
+        space = record.space
         if space is not None and not space.done():
             space.set_result(None)
         waiting = self._waiting
