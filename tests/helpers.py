@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from sockjs_gateway.server.endpoint import Endpoint
-    from sockjs_gateway.server.registry import SessionRecord
+    from sockjs_gateway.server.hooks import SessionRecord
     from sockjs_gateway.server.session import Session
 
 __all__ = ["TIMEOUT", "NO_CACHE", "wait_until", "kept", "assert_forgotten"]

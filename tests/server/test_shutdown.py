@@ -14,7 +14,7 @@ from aiohttp import ClientResponse, WSMsgType, web
 from aiohttp.test_utils import BaseTestServer, TestClient, TestServer
 
 from sockjs_gateway import Endpoint, Session, SockJSOptions, add_endpoint, drain
-from sockjs_gateway.server.registry import SessionRecord
+from sockjs_gateway.server.hooks import SessionRecord
 from tests.conftest import RecordingHandler, library_tasks
 from tests.helpers import TIMEOUT, assert_forgotten, kept
 
