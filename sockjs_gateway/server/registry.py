@@ -140,6 +140,7 @@ class SessionRegistry(HookRunner):
         self._by_id: dict[str, Session] = {}
         # Every live session (in the order they opened) and what the registry keeps for it.
         self._live: dict[Session, SessionRecord] = {}
+        self._gone = SessionRecord()  # stands in for any forgotten session's record
         #: Called with each session as it is forgotten (channel subscriptions end there).
         self.forget_hooks: list[Callable[[Session], None]] = []
         #: The endpoint's counters.
@@ -271,8 +272,8 @@ class SessionRegistry(HookRunner):
         """The lock an upstream request (``xhr_send``, ``jsonp_send``) of ``session``
         holds while it reads and delivers its body, so they take turns."""
         record = self._live.get(session)
-        if record is None:  # forgotten: nothing to take turns with
-            return asyncio.Lock()
+        if record is None:  # forgotten meanwhile: its late requests still take turns
+            record = self._gone
         lock = record.upstream
         if lock is None:
             lock = record.upstream = asyncio.Lock()
