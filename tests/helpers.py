@@ -6,9 +6,15 @@ Fixtures live in tests/conftest.py; this module holds what tests import by name.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
-__all__ = ["TIMEOUT", "NO_CACHE", "wait_until"]
+if TYPE_CHECKING:
+    from sockjs_gateway.server.endpoint import Endpoint
+    from sockjs_gateway.server.hooks import SessionRecord
+    from sockjs_gateway.server.session import Session
+
+__all__ = ["TIMEOUT", "NO_CACHE", "wait_until", "kept", "assert_forgotten"]
 
 #: The bound on any one wait in a test: far above what a healthy run needs, so reaching
 #: it means a hang, not a slow machine.
@@ -27,3 +33,22 @@ async def wait_until(predicate: Callable[[], object], timeout: float = TIMEOUT) 
     async with asyncio.timeout(timeout):
         while not predicate():  # noqa: ASYNC110
             await asyncio.sleep(0.01)
+
+
+def kept(endpoint: Endpoint, sessions: Iterable[Session]) -> list[tuple[Session, SessionRecord]]:
+    """Each session with what the registry keeps for it (its timer, its hook task),
+    taken while every one of them is live, for :func:`assert_forgotten` to check later."""
+    pairs = [(session, endpoint.registry.record(session)) for session in sessions]
+    assert all(record is not None for _, record in pairs), "a session was forgotten already"
+    return [(session, record) for session, record in pairs if record is not None]
+
+
+def assert_forgotten(endpoint: Endpoint, pairs: list[tuple[Session, SessionRecord]]) -> None:
+    """Each session is closed and forgotten, its timer cancelled and its task ended."""
+    assert endpoint.session_count == 0
+    for session, record in pairs:
+        assert session.closed
+        assert endpoint.registry.record(session) is None
+        assert record.timer is None
+        assert record.task is None
+        assert session.receiver is None

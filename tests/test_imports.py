@@ -6,15 +6,20 @@ session already loaded hides a violation) and reads ``sys.modules``. The rings:
 * ``protocol/`` and the STOMP codec are sans-I/O: they load neither asyncio nor aiohttp.
 * ``backplane/`` never imports ``server/`` or ``stomp/`` (they import it).
 * ``metrics.py`` reads everyone's stats; nothing imports it.
+* ``server/`` is one-way at its bottom: the registry imports the session, and the
+  session imports nothing else of ``server/`` (it calls the registry through the
+  ``SessionOwner`` protocol it defines), not even for types.
 * The root package is lazy (PEP 562): ``import sockjs_gateway`` loads nothing else.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import pkgutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -124,3 +129,39 @@ def test_untied_knots_stay_untied(module: str, must_not_load: str) -> None:
 def test_nothing_imports_metrics() -> None:
     others = [m for m in MODULES if m != "sockjs_gateway.metrics"]
     assert "sockjs_gateway.metrics" not in loaded_after(*others)
+
+
+def imported_by(path: Path) -> set[str]:
+    """Every module a source file names in an import, type-checking-only ones included,
+    as written (relative names keep their dots)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            base = "." * node.level + (node.module or "")
+            names.update(base if node.module else base + a.name for a in node.names)
+        elif isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+    return names
+
+
+SERVER = Path(sockjs_gateway.__file__).parent / "server"
+
+
+def test_the_session_is_the_bottom_of_server() -> None:
+    loaded = loaded_after("sockjs_gateway.server.session")
+    assert under(loaded, "sockjs_gateway.server") == [
+        "sockjs_gateway.server",
+        "sockjs_gateway.server.session",
+    ]
+    # Not even for types: the session calls its owner through SessionOwner.
+    assert {".registry", ".hooks"} & imported_by(SERVER / "session.py") == set()
+
+
+def test_the_registry_imports_only_the_session_of_server() -> None:
+    loaded = loaded_after("sockjs_gateway.server.registry")
+    assert set(under(loaded, "sockjs_gateway.server")) <= {
+        "sockjs_gateway.server",
+        "sockjs_gateway.server.hooks",
+        "sockjs_gateway.server.registry",
+        "sockjs_gateway.server.session",
+    }

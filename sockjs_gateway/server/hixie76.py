@@ -34,6 +34,8 @@ __all__ = [
     "accept",
     "challenge_response",
     "LegacyWebSocketRunner",
+    "InFront",
+    "WrappedServer",
     "KEY1",
     "KEY2",
 ]
@@ -222,8 +224,11 @@ async def accept(request: web.Request, max_size: int) -> Hixie76Socket:
     return socket
 
 
-class _FirstBytesShim(asyncio.Protocol):
-    """Renames Hixie-76 key headers in a connection's first chunk, then leaves."""
+class InFront(asyncio.Protocol):
+    """A protocol in front of aiohttp's for a connection's first bytes: it forwards every
+    call to ``inner`` and steps aside (``set_protocol(inner)``) once it has seen what it
+    needs. Subclasses override ``data_received``; runners stack them with
+    :class:`WrappedServer` (this module's, and the header deadline's in ``runner.py``)."""
 
     def __init__(self, inner: Any) -> None:
         self._inner = inner
@@ -234,10 +239,6 @@ class _FirstBytesShim(asyncio.Protocol):
         self._inner.connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
-        if self._transport is not None:
-            self._transport.set_protocol(self._inner)
-        if b"ey1" in data or b"EY1" in data:
-            data = _KEY_HEADER.sub(rb"\r\nSec-WebSocket-Hixie76-Key\1:", data)
         self._inner.data_received(data)
 
     def eof_received(self) -> bool | None:
@@ -252,6 +253,17 @@ class _FirstBytesShim(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._inner.resume_writing()
+
+
+class _FirstBytesShim(InFront):
+    """Renames Hixie-76 key headers in a connection's first chunk, then leaves."""
+
+    def data_received(self, data: bytes) -> None:
+        if self._transport is not None:
+            self._transport.set_protocol(self._inner)
+        if b"ey1" in data or b"EY1" in data:
+            data = _KEY_HEADER.sub(rb"\r\nSec-WebSocket-Hixie76-Key\1:", data)
+        self._inner.data_received(data)
 
 
 class WrappedServer:

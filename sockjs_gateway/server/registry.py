@@ -7,42 +7,17 @@ at ``machine.next_deadline()``. The timer is a ``loop.call_at`` handle that is o
 earlier, never pushed later: a firing that finds nothing due just re-arms, so the hot path
 (``send``) costs no timer work.
 
-Handler hooks run in a task of their session, never in the task of the request or
-connection that carried the message, and never outside a task: ``asyncio.current_task()``,
-``asyncio.timeout`` and client libraries behave as in any asyncio code. A session has at
-most one such task at a time, which drains the session's inbox in order, so hooks of a
-session never overlap. Every task of a session runs in that session's own
-``contextvars.Context``, so a contextvar a hook sets is seen by the session's later hooks
-and by no other session. Application calls (``session.close()``) only queue: their hooks
-run later, in the session's task. A hook that raises, or returns what cannot be awaited,
-is logged and closes its session with 1011; ``on_close`` runs once, and ends the task.
-
-What a task costs decides how it lives (measured with callgrind per echoed message):
-
-- Python 3.12+: a task started by network input begins *eagerly* (``eager_start=True``),
-  so an echo hook that never waits runs to its end inside the read that delivered the
-  message, in its own task, with no scheduling step. The task ends when the inbox is
-  empty: an idle session holds no task, and the next message starts one.
-- Python 3.11 has no eager start, and a new task costs a scheduling step plus a WeakSet
-  entry and its removal; waking a sleeping task costs only the scheduling step. So there
-  the task stays, sleeping on a future between messages, until ``on_close`` has run.
-
-The handler queue is bounded in messages and bytes, per session and per endpoint
-(``max_inbound_messages``, ``max_inbound_bytes``, ``max_inbound_bytes_total``): past a
-bound, the request or WebSocket that brings more messages waits, which pushes back on the
-client instead of growing memory.
+Handler hooks run in the session's own task, and the handler queue is bounded
+(:mod:`.hooks`, whose :class:`~.hooks.HookRunner` this registry is).
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import math
-import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from types import CoroutineType
 from typing import TYPE_CHECKING, Any
 
 from .. import logs
@@ -67,6 +42,7 @@ from ..protocol.state import (
     SessionState,
     SlowConsumerPolicy,
 )
+from .hooks import EAGER_TASKS, HookRunner, SessionRecord
 from .session import Receiver, Session
 
 if TYPE_CHECKING:
@@ -90,8 +66,6 @@ HANDLER_ERROR = (1011, "Internal error")
 GOING_AWAY = (1001, "Going away")
 #: Close code and reason when a WebSocket's connection ends without a close frame.
 CONNECTION_LOST = (1006, "Connection lost")
-
-_EAGER_TASKS = sys.version_info >= (3, 12)
 
 
 class EndpointStats:
@@ -150,12 +124,12 @@ def rearm(
     return loop.call_at(deadline, callback, *args)
 
 
-class SessionRegistry:
+class SessionRegistry(HookRunner):
     """Owns every session of one endpoint (never module-global)."""
 
     def __init__(self, endpoint: Endpoint, handler: Handler, options: SockJSOptions) -> None:
+        super().__init__(handler, options)
         self._endpoint = endpoint
-        self._handler = handler
         self._options = options
         self._limits = QueueLimits(
             max_messages=options.max_queued_messages,
@@ -163,14 +137,10 @@ class SessionRegistry:
             send_time_limit=options.send_time_limit,
             policy=SlowConsumerPolicy(options.slow_consumer),
         )
-        self._max_inbound = options.max_inbound_messages
-        self._max_inbound_bytes = options.max_inbound_bytes
-        self._max_inbound_total = options.max_inbound_bytes_total
-        self._inbound_bytes = 0  # bytes waiting for every handler of the endpoint
-        self._waiting: list[asyncio.Future[None]] = []  # readers held by the endpoint bound
         self._by_id: dict[str, Session] = {}
-        self._live: dict[Session, None] = {}  # insertion-ordered set of every session
-        self._loop: asyncio.AbstractEventLoop | None = None
+        # Every live session (in the order they opened) and what the registry keeps for it.
+        self._live: dict[Session, SessionRecord] = {}
+        self._gone = SessionRecord()  # stands in for any forgotten session's record
         #: Called with each session as it is forgotten (channel subscriptions end there).
         self.forget_hooks: list[Callable[[Session], None]] = []
         #: The endpoint's counters.
@@ -194,6 +164,11 @@ class SessionRegistry:
     def get(self, session_id: str) -> Session | None:
         """The HTTP-transport session with this id, if it is known."""
         return self._by_id.get(session_id)
+
+    def record(self, session: Session) -> SessionRecord | None:
+        """What the registry keeps for ``session`` (None once it is forgotten): for tests
+        and debugging, which check that timers and tasks are gone."""
+        return self._live.get(session)
 
     def _now(self) -> float:
         if self._loop is None:
@@ -219,7 +194,7 @@ class SessionRegistry:
             raw=raw,
         )
         session = Session(session_id, info, self._endpoint, self, machine, principal)
-        self._live[session] = None
+        self._live[session] = SessionRecord()
         if not websocket:
             self._by_id[session_id] = session
         return session
@@ -251,8 +226,7 @@ class SessionRegistry:
         now = self._now()
         frames = machine.data_to_send(now, limit=1)
         machine.detach(now)
-        if session in self._live:
-            self._arm(session)
+        self._arm(session)
         return frames
 
     def interrupt(self, session: Session) -> None:
@@ -274,11 +248,11 @@ class SessionRegistry:
 
     def forget(self, session: Session) -> None:
         """Drop a session for good (its socket is gone, or it expired)."""
-        if session._timer is not None:
-            session._timer.cancel()
-            session._timer = None
+        record = self._live.pop(session, None)
+        if record is not None and record.timer is not None:
+            record.timer.cancel()
+            record.timer = None
         session.receiver = None
-        self._live.pop(session, None)
         if self._by_id.get(session.id) is session:
             del self._by_id[session.id]
             if self.on_forget is not None:
@@ -297,9 +271,12 @@ class SessionRegistry:
     def upstream(self, session: Session) -> asyncio.Lock:
         """The lock an upstream request (``xhr_send``, ``jsonp_send``) of ``session``
         holds while it reads and delivers its body, so they take turns."""
-        lock = session._upstream
+        record = self._live.get(session)
+        if record is None:  # forgotten meanwhile: its late requests still take turns
+            record = self._gone
+        lock = record.upstream
         if lock is None:
-            lock = session._upstream = asyncio.Lock()
+            lock = record.upstream = asyncio.Lock()
         return lock
 
     async def room(self, session: Session) -> None:
@@ -316,20 +293,10 @@ class SessionRegistry:
         ``max_inbound_bytes`` bytes wait for this session's handler, and fewer than
         ``max_inbound_bytes_total`` bytes wait for every handler of the endpoint.
         """
-        if session.machine.state is not SessionState.OPEN:
+        record = self._live.get(session)
+        if record is None or session.machine.state is not SessionState.OPEN:
             return None
-        if (
-            session._inbound < self._max_inbound
-            and session._inbound_bytes < self._max_inbound_bytes
-            and self._inbound_bytes < self._max_inbound_total
-        ):
-            return None
-        waiter = session._space
-        if waiter is None or waiter.done():
-            waiter = session._space = asyncio.get_running_loop().create_future()
-            if session._inbound == 0:  # only the endpoint is full: wake on any progress
-                self._waiting.append(waiter)
-        return waiter
+        return self._room_for(record)
 
     def deliver_now(
         self, session: Session, messages: list[str], size: int
@@ -342,37 +309,41 @@ class SessionRegistry:
         """
         if session.machine.state is not SessionState.OPEN or not messages:
             return None
+        try:  # a subscript, not .get(): this is every message's path (callgrind)
+            record = self._live[session]
+        except KeyError:  # an open session forgotten (shutdown): nobody will read it
+            return None
         stats = self.stats
         stats.messages_in += len(messages)
         stats.bytes_in += size
-        session._inbound += len(messages)
-        session._inbound_bytes += size
+        record.inbound += len(messages)
+        record.inbound_bytes += size
         self._inbound_bytes += size
-        if session._consuming:
-            session._inbox.append((messages, size))  # handled after what is queued
-            waiting = session._wakeup
+        if record.consuming:
+            record.inbox.append((messages, size))  # handled after what is queued
+            waiting = record.wakeup
             if waiting is not None:  # a sleeping task (Python 3.11)
-                session._wakeup = None
+                record.wakeup = None
                 waiting.set_result(None)
-        elif _EAGER_TASKS:  # _start, inlined: this is every message's path
-            session._consuming = True
+        elif EAGER_TASKS:  # _start, inlined: this is every message's path
+            record.consuming = True
             task = asyncio.Task(  # type: ignore[call-arg,unused-ignore]
-                self._run(session, messages, size),
+                self._run(session, record, messages, size),
                 loop=self._loop,
-                context=session._context,
+                context=record.context,
                 eager_start=True,
             )
             if not task.done():
-                session._task = task
+                record.task = task
         else:
-            self._start(session, messages, size, eager=True)
+            self._start(session, record, messages, size, eager=True)
         if (
-            session._inbound < self._max_inbound
-            and session._inbound_bytes < self._max_inbound_bytes
+            record.inbound < self._max_inbound
+            and record.inbound_bytes < self._max_inbound_bytes
             and self._inbound_bytes < self._max_inbound_total
         ):
             return None
-        return self.wait_for_space(session)
+        return self._room_for(record)
 
     def send(self, session: Session, message: str) -> bool:
         """Send one application message to ``session``: straight to the wire as its own
@@ -463,7 +434,7 @@ class SessionRegistry:
         for session in list(self._live):
             if session.machine.state is not SessionState.CLOSED:
                 self.close(session, code, reason)
-        tasks = [s._task for s in list(self._live) if s._task is not None]
+        tasks = [r.task for r in list(self._live.values()) if r.task is not None]
         if tasks:
             # Close hooks get disconnect_delay to finish; a hook stuck past that is
             # cancelled, whether or not its session was forgotten meanwhile.
@@ -480,27 +451,25 @@ class SessionRegistry:
         """Follow a change to ``session``. ``eager``: the change came from the network or
         a timer, not from application code, so new hooks may start in this very step."""
         machine = session.machine
+        # Taken first: an Expired event forgets the session, and its last hooks still run.
+        record = self._live.get(session)
         abort = False
         events = machine.events_received()
         if events:
-            hooks, abort = self._read_events(session, events)
-            if hooks:
-                session._inbox.extend(hooks)
-                if not session._consuming:
-                    self._start(session, None, 0, eager=eager)
-                elif (waiting := session._wakeup) is not None:
-                    session._wakeup = None
-                    waiting.set_result(None)
+            hooks, abort = self._read_events(session, record, events)
+            if hooks and record is not None:
+                self._hand_over(session, record, hooks, eager=eager)
         receiver = session.receiver
         if receiver is not None:
             if abort:
                 receiver.abort()
             elif machine.has_frames() or machine.state is SessionState.CLOSED:
                 receiver.wake()
-        if session in self._live:
-            self._arm(session)
+        self._arm(session)  # unless an Expired event forgot it
 
-    def _read_events(self, session: Session, events: list[Event]) -> tuple[list[Event], bool]:
+    def _read_events(
+        self, session: Session, record: SessionRecord | None, events: list[Event]
+    ) -> tuple[list[Event], bool]:
         """Count, log and act on the machine's events; return those for the hooks, and
         whether the receiver must be cut off. Drops are summed into one log line."""
         stats = self.stats
@@ -525,8 +494,9 @@ class SessionRegistry:
                         slow = event.cause
                     elif event.cause is Cause.TIMED_OUT:
                         stats.session_timeouts += 1
-                    if session._space is not None and not session._space.done():
-                        session._space.set_result(None)
+                    space = record.space if record is not None else None
+                    if space is not None and not space.done():
+                        space.set_result(None)
         if dropped:
             stats.slow_consumer_drops += dropped
             logs.slow_consumer_dropped(session, dropped, session.machine.queued_bytes)
@@ -536,114 +506,22 @@ class SessionRegistry:
         return hooks, abort
 
     def _arm(self, session: Session) -> None:
+        record = self._live.get(session)
+        if record is None:  # forgotten: no timer any more
+            return
         loop = self._loop or asyncio.get_running_loop()
         deadline = session.machine.next_deadline()
-        session._timer = rearm(loop, session._timer, deadline, self._on_timer, session)
+        record.timer = rearm(loop, record.timer, deadline, self._on_timer, session)
 
     def _on_timer(self, session: Session) -> None:
-        session._timer = None
-        if session not in self._live:
+        record = self._live.get(session)
+        if record is None:
             return
+        record.timer = None
         session.machine.timer_fired(self._now())
         self._after(session, eager=True)  # an Expired event forgets the session
 
-    # -- hooks: one task at a time per session, in the session's own context ------------
-
-    def _start(
-        self, session: Session, messages: list[str] | None, size: int, *, eager: bool
-    ) -> None:
-        """Start a task of ``session`` that runs ``messages`` (``size`` bytes), then
-        everything in its inbox.
-
-        The task runs in the session's context, so contextvars a hook sets are seen by
-        its later hooks and by no other session. ``eager`` (Python 3.12+): the task's
-        first step runs now, as under ``asyncio.eager_task_factory``, so a hook that never
-        waits costs no scheduling; application calls (``close``) never start eagerly,
-        so a hook never runs inside them.
-        """
-        session._consuming = True
-        loop = self._loop or asyncio.get_running_loop()
-        coro = self._run(session, messages, size)
-        # _run logs what it raises itself, so no done callback (one loop callback less
-        # per task) is needed to own its errors.
-        if eager and _EAGER_TASKS:
-            task: asyncio.Task[None] = asyncio.Task(  # type: ignore[call-arg,unused-ignore]
-                coro, loop=loop, context=session._context, eager_start=True
-            )
-            if task.done():  # every hook finished without waiting
-                return
-        else:
-            task = loop.create_task(coro, context=session._context)
-        session._task = task
-
-    async def _run(self, session: Session, messages: list[str] | None, size: int) -> None:
-        """Handle ``messages``, then the session's inbox, in order, until it is empty.
-
-        ``on_message`` is called inline, not through a helper coroutine or a batch
-        object: this loop is the hot path of every echo. The rest of a batch is dropped
-        once the session is closed (by the hook, or because a hook failed).
-        """
-        handler = self._handler
-        on_message = handler.on_message
-        machine = session.machine
-        inbox = session._inbox
-        loop = self._loop
-        try:
-            while True:
-                if messages is None:
-                    if not inbox:
-                        if _EAGER_TASKS:
-                            return
-                        waiting = session._wakeup = asyncio.Future(loop=loop)
-                        await waiting
-                        continue
-                    event = inbox.pop(0)
-                    if type(event) is tuple:  # (messages, bytes): see deliver_now
-                        messages, size = event
-                    elif isinstance(event, Opened):
-                        await self._hook(session, "on_open", handler.on_open, (session,))
-                        continue
-                    elif isinstance(event, Closed):
-                        args = (session, event.code, event.reason)
-                        await self._hook(session, "on_close", handler.on_close, args)
-                        return  # nothing follows the close
-                    else:
-                        continue
-                try:
-                    for message in messages:
-                        if machine.state is not SessionState.OPEN:
-                            break
-                        result = on_message(session, message)
-                        if result is not None:
-                            if type(result) is CoroutineType:
-                                await result
-                            else:
-                                await _awaitable(result)
-                except Exception:
-                    self._hook_failed(session, "on_message")
-                finally:
-                    session._inbound -= len(messages)
-                    session._inbound_bytes -= size
-                    self._inbound_bytes -= size
-                    if session._space is not None or self._waiting:
-                        self._room_made(session)
-                messages = None
-        except Exception:  # a bug of ours: this task is its own owner, so say so
-            log.exception("session %r: hook runner failed", session.id)
-        finally:
-            session._task = None
-            session._wakeup = None
-            session._consuming = False
-
-    async def _hook(
-        self, session: Session, name: str, hook: Callable[..., object], args: tuple[Any, ...]
-    ) -> None:
-        try:
-            result = hook(*args)
-            if result is not None:
-                await _awaitable(result)
-        except Exception:
-            self._hook_failed(session, name)
+    # -- what the hook runner reports --------------------------------------------------
 
     def _hook_failed(self, session: Session, name: str) -> None:
         """A hook raised (or returned what cannot be awaited): count and log it once, and
@@ -657,25 +535,6 @@ class SessionRegistry:
         )
         if name != "on_close":
             self.close(session, *HANDLER_ERROR)
-
-    def _room_made(self, session: Session) -> None:
-        """Messages left the handler queue: readers waiting for room go on."""
-        space = session._space
-        if space is not None and not space.done():
-            space.set_result(None)
-        waiting = self._waiting
-        if waiting and self._inbound_bytes < self._max_inbound_total:
-            self._waiting = []
-            for waiter in waiting:
-                if not waiter.done():
-                    waiter.set_result(None)
-
-
-async def _awaitable(result: object) -> None:
-    """Await what a hook returned. Hooks may be plain functions, whose result is ignored
-    unless it is awaitable (docs/handlers.md)."""
-    if inspect.isawaitable(result):
-        await result
 
 
 def log_failure(task: asyncio.Task[Any]) -> None:

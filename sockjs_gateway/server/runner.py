@@ -34,7 +34,7 @@ from aiohttp import web
 
 from ..logs import refusal
 from .endpoint import drain
-from .hixie76 import LegacyWebSocketRunner, WrappedServer
+from .hixie76 import InFront, LegacyWebSocketRunner, WrappedServer
 
 __all__ = ["HeaderTimeoutRunner", "GatewayRunner", "GracefulRunner", "HEADER_TIMEOUT"]
 
@@ -43,21 +43,19 @@ __all__ = ["HeaderTimeoutRunner", "GatewayRunner", "GracefulRunner", "HEADER_TIM
 HEADER_TIMEOUT = 10.0
 
 
-class _HeaderDeadline(asyncio.Protocol):
+class _HeaderDeadline(InFront):
     """Passes a connection's bytes to aiohttp's protocol; closes the connection if no
     complete header block has arrived by the deadline."""
 
     def __init__(self, inner: Any, timeout: float) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._timeout = timeout
-        self._transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._tail = b""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast(asyncio.Transport, transport)
         self._timer = asyncio.get_running_loop().call_later(self._timeout, self._expired)
-        self._inner.connection_made(transport)
+        super().connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
         window = self._tail + data
@@ -89,19 +87,9 @@ class _HeaderDeadline(asyncio.Protocol):
             self._timer.cancel()
             self._timer = None
 
-    def eof_received(self) -> bool | None:
-        result: bool | None = self._inner.eof_received()
-        return result
-
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel()
-        self._inner.connection_lost(exc)
-
-    def pause_writing(self) -> None:
-        self._inner.pause_writing()
-
-    def resume_writing(self) -> None:
-        self._inner.resume_writing()
+        super().connection_lost(exc)
 
 
 class HeaderTimeoutRunner(web.AppRunner):

@@ -1,21 +1,34 @@
-"""What a handler holds: one SockJS session, whatever transport carries it."""
+"""What a handler holds: one SockJS session, whatever transport carries it.
+
+The bottom of ``server/``: this module imports nothing else of it at run time. A
+:class:`Session` holds only what the application reads (id, request snapshot, machine,
+receiver); what the server keeps per session (timer, hook task, handler queue) belongs
+to the registry, which keeps it beside the session, not in it. The session reaches the
+registry only through :class:`SessionOwner`, the two calls ``send`` and ``close`` need.
+"""
 
 from __future__ import annotations
 
-import contextvars
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..info import ConnectionInfo
 from ..protocol.state import SessionMachine, SessionState
 
 if TYPE_CHECKING:
-    import asyncio
-
     from .channels import Recovery, Since
     from .endpoint import Endpoint
-    from .registry import SessionRegistry
 
-__all__ = ["Session", "Receiver"]
+__all__ = ["Session", "SessionOwner", "Receiver"]
+
+
+class SessionOwner(Protocol):
+    """What a session asks of whoever keeps it (the registry): queue a message, close."""
+
+    def send(self, session: Session, message: str) -> bool:
+        """Queue (or write) ``message``; False if the session is closed."""
+
+    def close(self, session: Session, code: int, reason: str) -> None:
+        """Close the session with a close frame."""
 
 
 class Receiver(Protocol):
@@ -49,17 +62,7 @@ class Session:
         "endpoint",
         "machine",
         "receiver",
-        "_registry",
-        "_timer",
-        "_inbox",
-        "_inbound",
-        "_inbound_bytes",
-        "_space",
-        "_task",
-        "_consuming",
-        "_wakeup",
-        "_context",
-        "_upstream",
+        "_owner",
         "principal",
     )
 
@@ -68,7 +71,7 @@ class Session:
         session_id: str,
         info: ConnectionInfo,
         endpoint: Endpoint,
-        registry: SessionRegistry,
+        owner: SessionOwner,
         machine: SessionMachine,
         principal: Any = None,
     ) -> None:
@@ -80,20 +83,7 @@ class Session:
         self.endpoint = endpoint
         self.machine = machine
         self.receiver: Receiver | None = None
-        self._registry = registry
-        self._timer: asyncio.TimerHandle | None = None
-        # Opened/Closed events and message batches for the handler, oldest first (a list:
-        # an empty deque costs ~600 bytes per session).
-        self._inbox: list[object] = []
-        self._inbound = 0  # messages waiting for the handler
-        self._inbound_bytes = 0  # and their size on the wire
-        self._space: asyncio.Future[None] | None = None  # resolved when the handler catches up
-        self._task: asyncio.Task[None] | None = None  # the session's task, while it runs hooks
-        self._consuming = False  # a task of this session is running (or sleeping, on 3.11)
-        self._wakeup: asyncio.Future[None] | None = None  # what a sleeping task waits on
-        #: Every hook of the session runs in this context (see the registry).
-        self._context = contextvars.copy_context()
-        self._upstream: asyncio.Lock | None = None  # see SessionRegistry.upstream
+        self._owner = owner
         #: What the endpoint's ``authenticate`` hook returned for the opening request.
         self.principal = principal
 
@@ -113,7 +103,7 @@ class Session:
         Returns:
             True if queued, False if the session is already closed.
         """
-        return self._registry.send(self, message)
+        return self._owner.send(self, message)
 
     async def subscribe(self, channel: str, since: Since = None) -> Recovery:
         """Receive the messages published to ``channel`` (``endpoint.publish``): first the
@@ -132,7 +122,7 @@ class Session:
 
     def close(self, code: int = 3000, reason: str = "Go away!") -> None:
         """Close the session: queued messages, then ``c[code,"reason"]``, reach the client."""
-        self._registry.close(self, code, reason)
+        self._owner.close(self, code, reason)
 
     def __repr__(self) -> str:
         return f"<Session {self.id!r} {self.machine.state.value} via {self.info.transport}>"

@@ -86,7 +86,9 @@ async def test_xhr_send_waits_while_the_handler_is_behind(make_endpoint: MakeEnd
     fourth = asyncio.ensure_future(send(client, "bp", "wait3"))
     fifth: asyncio.Future[int] | None = None
     try:
-        await wait_until(lambda: session._space is not None and not session._space.done())
+        record = endpoint.registry.record(session)
+        assert record is not None
+        await wait_until(lambda: record.space is not None and not record.space.done())
         fifth = asyncio.ensure_future(send(client, "bp", "wait4", "wait5"))
         done, _ = await asyncio.wait([fourth, fifth], timeout=0.3)
         assert done == set()
@@ -122,7 +124,9 @@ async def test_websocket_stops_reading_while_the_handler_is_behind(
         # Nothing past the bound is taken in while the handler is stuck.
         await asyncio.sleep(0.2)
         assert endpoint.stats.messages_in == 3
-        assert session._inbound <= 3
+        record = endpoint.registry.record(session)
+        assert record is not None
+        assert record.inbound <= 3
         handler.gate.set()
         echoed: list[str] = []
         while len(echoed) < 10:

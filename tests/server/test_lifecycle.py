@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient
 
 from sockjs_gateway import Endpoint, Session, SessionState
 from tests.conftest import MakeEndpoint, RecordingHandler, library_tasks
-from tests.helpers import wait_until
+from tests.helpers import assert_forgotten, kept, wait_until
 
 Client = TestClient[web.Request, web.Application]
 XHR_PRELUDE = b"h" * 2048 + b"\n"
@@ -279,6 +279,7 @@ async def test_shutdown_says_going_away_and_leaves_nothing(make_endpoint: MakeEn
     async with client.ws_connect("/sockjs/000/ws/websocket") as ws:
         assert (await ws.receive(timeout=5)).data == "o"
         await handler.wait_for("open", 3)
+        sessions = kept(endpoint, handler.sessions)
 
         closing = asyncio.ensure_future(client.server.close())
         try:
@@ -300,11 +301,7 @@ async def test_shutdown_says_going_away_and_leaves_nothing(make_endpoint: MakeEn
         ("idle", 1001, "Going away"),
         ("ws", 1001, "Going away"),
     ]
-    assert endpoint.session_count == 0
-    for session in handler.sessions:
-        assert session.closed
-        assert session._timer is None
-        assert session._task is None
+    assert_forgotten(endpoint, sessions)
     assert library_tasks() == []
 
 

@@ -14,8 +14,9 @@ from aiohttp import ClientResponse, WSMsgType, web
 from aiohttp.test_utils import BaseTestServer, TestClient, TestServer
 
 from sockjs_gateway import Endpoint, Session, SockJSOptions, add_endpoint, drain
+from sockjs_gateway.server.hooks import SessionRecord
 from tests.conftest import RecordingHandler, library_tasks
-from tests.helpers import TIMEOUT
+from tests.helpers import TIMEOUT, assert_forgotten, kept
 
 Client = TestClient[web.Request, web.Application]
 GOING_AWAY = 'c[1001,"Going away"]'
@@ -67,13 +68,8 @@ async def sessions_open(endpoint: Endpoint, count: int) -> None:
             await asyncio.sleep(0.01)
 
 
-def assert_nothing_left(endpoint: Endpoint, sessions: list[Session]) -> None:
-    assert endpoint.session_count == 0
-    for session in sessions:
-        assert session.closed
-        assert session._timer is None
-        assert session._task is None
-        assert session.receiver is None
+def assert_nothing_left(endpoint: Endpoint, pairs: list[tuple[Session, SessionRecord]]) -> None:
+    assert_forgotten(endpoint, pairs)
     assert library_tasks() == []
 
 
@@ -99,7 +95,7 @@ async def test_every_receiver_is_told_going_away(
         assert (await ws.receive(timeout=TIMEOUT)).data == "o"
         await handler.wait_for("open", 6)
         await sessions_open(endpoint, 5)
-        sessions = list(handler.sessions)
+        sessions = kept(endpoint, handler.sessions)
         with warnings.catch_warnings(record=True) as caught, caplog.at_level(logging.WARNING):
             warnings.simplefilter("always")
             closing = asyncio.ensure_future(client.server.close())
@@ -150,7 +146,7 @@ async def test_shutdown_is_not_held_up_by_a_stuck_handler(
         assert (await ws.receive(timeout=TIMEOUT)).data == "o"
         await ws.send_str('["hang"]')
         assert (await ws.receive(timeout=TIMEOUT)).data == 'a["hang"]'
-        sessions = list(handler.sessions)
+        sessions = kept(endpoint, handler.sessions)
         await asyncio.wait_for(client.server.close(), TIMEOUT * 2)
         msg = await ws.receive(timeout=TIMEOUT)
         assert msg.data == GOING_AWAY
@@ -169,9 +165,10 @@ async def test_sessions_closed_before_shutdown_are_forgotten(
     session.close(3000, "Go away!")
     await handler.wait_for("close")
     assert endpoint.session_count == 1  # replaying its close frame
+    sessions = kept(endpoint, [session])
     await asyncio.wait_for(client.server.close(), TIMEOUT * 2)
     assert [event[2:] for event in handler.of_kind("close")] == [(3000, "Go away!")]
-    assert_nothing_left(endpoint, [session])
+    assert_nothing_left(endpoint, sessions)
 
 
 async def test_drain_answers_polls_until_every_client_has_its_close_frame(
