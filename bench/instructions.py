@@ -66,7 +66,10 @@ async def _websocket_echo(port: int, sockjs: bool, sessions: int, rounds: int) -
 
 async def _polling_echo(port: int, sessions: int, rounds: int) -> None:
     body = json.dumps([PAYLOAD])
-    async with aiohttp.ClientSession() as http:
+    # Each session holds a waiting poll and a send at once: past the default pool of 100
+    # connections the sends would queue behind polls that wait for them.
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as http:
 
         async def one(i: int) -> None:
             base = f"http://127.0.0.1:{port}/echo/000/p{i}"
