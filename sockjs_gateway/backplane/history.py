@@ -64,6 +64,7 @@ from ..history import (
     Start,
     check_channel,
 )
+from ..history.hub import ListenerHandle, Listeners
 from .history_script import INDEX, PUBLISH, REASONS, TRIM_RUNS, TRIM_STEPS
 
 __all__ = ["RedisChannels", "TRIM_STEPS", "TRIM_RUNS"]
@@ -71,20 +72,6 @@ __all__ = ["RedisChannels", "TRIM_STEPS", "TRIM_RUNS"]
 log = logging.getLogger("sockjs_gateway.history")
 
 _ERRORS = (RedisError, OSError, TimeoutError)
-
-
-class _Handle:
-    __slots__ = ("_hub", "channel", "listener")
-
-    def __init__(self, hub: RedisChannels, channel: str, listener: Listener) -> None:
-        self._hub: RedisChannels | None = hub
-        self.channel = channel
-        self.listener = listener
-
-    def close(self) -> None:
-        hub, self._hub = self._hub, None
-        if hub is not None:
-            hub._remove(self)
 
 
 class RedisChannels:
@@ -122,8 +109,8 @@ class RedisChannels:
             url, socket_connect_timeout=timeout, socket_timeout=timeout, health_check_interval=0
         )
         self._script = self._redis.register_script(PUBLISH)
-        self._listeners: dict[str, list[_Handle]] = {}
         self._last: dict[str, tuple[str, int]] = {}  # channel -> last (epoch, offset) delivered
+        self._listeners = Listeners(on_empty=self._forget)
         self._queue: deque[tuple[str, str]] = deque()  # publishes, in order
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -199,10 +186,8 @@ class RedisChannels:
             self._progress.clear()
             await asyncio.wait_for(self._progress.wait(), self._timeout * 2)
 
-    def listen(self, channel: str, listener: Listener) -> _Handle:
-        handle = _Handle(self, channel, listener)
-        self._listeners.setdefault(channel, []).append(handle)
-        return handle
+    def listen(self, channel: str, listener: Listener) -> ListenerHandle:
+        return self._listeners.add(channel, listener)
 
     async def read(self, channel: str, start: Start) -> Replay[str]:
         """The retained messages of ``channel`` from ``start``, from Redis.
@@ -250,24 +235,16 @@ class RedisChannels:
         ms = int(entry_id.split(b"-", 1)[0])
         return Entry(epoch, int(fields[b"o"]), ms / 1000, text, len(fields[b"d"]))
 
-    def _remove(self, handle: _Handle) -> None:
-        handles = self._listeners.get(handle.channel)
-        if handles is not None and handle in handles:
-            handles.remove(handle)
-            if not handles:
-                del self._listeners[handle.channel]
-                self._last.pop(handle.channel, None)
+    def _forget(self, channel: str) -> None:
+        """``channel`` lost its last listener here: nothing to catch up on for it."""
+        self._last.pop(channel, None)
 
     def _deliver(self, channel: str, entry: Entry[str]) -> None:
         last = self._last.get(channel)
         if last is not None and last[0] == entry.epoch and entry.offset <= last[1]:
             return  # seen already (a catch-up read and pub/sub overlap)
         self._last[channel] = (entry.epoch, entry.offset)
-        for handle in tuple(self._listeners.get(channel, ())):
-            try:
-                handle.listener(entry)
-            except Exception:
-                log.exception("listener of channel %r failed", channel)
+        self._listeners.deliver(channel, entry)
 
     def _received(self, data: bytes) -> None:
         name, epoch, offset, ms, text = data.split(b"\0", 4)
@@ -278,7 +255,7 @@ class RedisChannels:
 
     async def _catch_up(self) -> None:
         """After the pub/sub link came back: what every listened channel missed."""
-        for channel in list(self._listeners):
+        for channel in self._listeners.channels():
             last = self._last.get(channel)
             if last is None:
                 continue

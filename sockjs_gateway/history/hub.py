@@ -26,7 +26,15 @@ from typing import Protocol
 from .positions import Start
 from .store import Entry, HistoryLimits, HistoryStats, HistoryStore, Replay
 
-__all__ = ["Channels", "ChannelHub", "Listener", "Closable", "CHANNEL_NAME_LIMIT"]
+__all__ = [
+    "Channels",
+    "ChannelHub",
+    "Listener",
+    "Listeners",
+    "ListenerHandle",
+    "Closable",
+    "CHANNEL_NAME_LIMIT",
+]
 
 log = logging.getLogger("sockjs_gateway.history")
 
@@ -63,19 +71,62 @@ class ChannelHub(Protocol):
         """The retained messages of ``channel`` from ``start``."""
 
 
-class _Handle:
-    __slots__ = ("_hub", "channel", "listener")
+class ListenerHandle:
+    """What ``listen`` returns: ``close()`` stops its listener (idempotent)."""
 
-    def __init__(self, hub: Channels, channel: str, listener: Listener) -> None:
-        self._hub: Channels | None = hub
+    __slots__ = ("_owner", "channel", "listener")
+
+    def __init__(self, owner: Listeners, channel: str, listener: Listener) -> None:
+        self._owner: Listeners | None = owner
         self.channel = channel
         self.listener = listener
 
     def close(self) -> None:
         """Stop listening (idempotent)."""
-        hub, self._hub = self._hub, None
-        if hub is not None:
-            hub._remove(self)
+        owner, self._owner = self._owner, None
+        if owner is not None:
+            owner.remove(self)
+
+
+class Listeners:
+    """The listeners of a hub's channels, and the one loop that hands them an entry: the
+    in-memory hub and the Redis hub keep them alike."""
+
+    __slots__ = ("_by_channel", "_on_empty")
+
+    def __init__(self, on_empty: Callable[[str], None] | None = None) -> None:
+        self._by_channel: dict[str, list[ListenerHandle]] = {}
+        self._on_empty = on_empty  # called with a channel that lost its last listener
+
+    def __contains__(self, channel: str) -> bool:
+        return channel in self._by_channel
+
+    def channels(self) -> list[str]:
+        """The channels that have listeners now."""
+        return list(self._by_channel)
+
+    def add(self, channel: str, listener: Listener) -> ListenerHandle:
+        handle = ListenerHandle(self, channel, listener)
+        self._by_channel.setdefault(channel, []).append(handle)
+        return handle
+
+    def remove(self, handle: ListenerHandle) -> None:
+        handles = self._by_channel.get(handle.channel)
+        if handles is not None and handle in handles:
+            handles.remove(handle)
+            if not handles:
+                del self._by_channel[handle.channel]
+                if self._on_empty is not None:
+                    self._on_empty(handle.channel)
+
+    def deliver(self, channel: str, entry: Entry[str]) -> None:
+        """Hand ``entry`` to every listener of ``channel``; one that raises is logged and
+        the others still get it."""
+        for handle in tuple(self._by_channel.get(channel, ())):
+            try:
+                handle.listener(entry)
+            except Exception:
+                log.exception("listener of channel %r failed", channel)
 
 
 class Channels:
@@ -94,7 +145,7 @@ class Channels:
         self.store: HistoryStore[str] = HistoryStore(limits)
         self.stats = self.store.stats
         self._clock = clock
-        self._listeners: dict[str, list[_Handle]] = {}
+        self._listeners = Listeners()
 
     @property
     def channels(self) -> int:
@@ -120,30 +171,17 @@ class Channels:
         check_channel(channel)
         size = len(text.encode("utf-8", "surrogatepass"))
         entry = self.store.append(channel, text, size, self._clock())
-        for handle in tuple(self._listeners.get(channel, ())):
-            try:
-                handle.listener(entry)
-            except Exception:
-                log.exception("listener of channel %r failed", channel)
+        self._listeners.deliver(channel, entry)
         return entry
 
-    def listen(self, channel: str, listener: Listener) -> _Handle:
+    def listen(self, channel: str, listener: Listener) -> ListenerHandle:
         """Call ``listener(entry)`` for every message published to ``channel`` from now on;
         ``close()`` the returned handle to stop."""
-        handle = _Handle(self, channel, listener)
-        self._listeners.setdefault(channel, []).append(handle)
-        return handle
+        return self._listeners.add(channel, listener)
 
     async def read(self, channel: str, start: Start) -> Replay[str]:
         """The retained messages of ``channel`` from ``start``."""
         return self.store.read(channel, start, self._clock())
-
-    def _remove(self, handle: _Handle) -> None:
-        handles = self._listeners.get(handle.channel)
-        if handles is not None and handle in handles:
-            handles.remove(handle)
-            if not handles:
-                del self._listeners[handle.channel]
 
 
 def check_channel(channel: str) -> None:
