@@ -38,7 +38,7 @@ from ..protocol.transports import TRANSPORTS, TransportSpec, valid_callback
 from . import http, relay_client, static
 from .channels import SessionChannels
 from .hosts import HOST_NOT_ALLOWED
-from .registry import GOING_AWAY, SessionRegistry
+from .registry import GOING_AWAY, EndpointStats, SessionRegistry
 from .relay import Relay
 from .session import Session
 from .websocket import websocket
@@ -54,6 +54,7 @@ __all__ = [
     "TOO_MANY_SESSIONS",
     "SessionRoute",
     "session_routes",
+    "authenticate",
 ]
 
 #: Body of the 403 answer to a request from an origin the endpoint does not allow.
@@ -460,16 +461,7 @@ class Endpoint:
         return None
 
     async def _authenticate(self, request: web.Request) -> Any:
-        hook = self.options.authenticate
-        if hook is None:
-            return None
-        try:
-            principal = hook(request)
-            return await principal if inspect.isawaitable(principal) else principal
-        except web.HTTPException as refused:
-            self.stats.refused["auth"] += 1
-            refusal("auth", "authenticate refused %s with %d", _who(request), refused.status)
-            raise
+        return await authenticate(self.options, self.stats, request, "auth", _who(request))
 
     async def _matches(self, request: web.Request, session: Session) -> bool:
         """Whether ``request`` may use ``session`` under ``bind_session``."""
@@ -562,6 +554,24 @@ async def drain(app: web.Application) -> None:
     :class:`sockjs_gateway.worker.GunicornWorker` do.
     """
     await asyncio.gather(*(endpoint.drain() for endpoint in app.get(ENDPOINTS, ())))
+
+
+async def authenticate(
+    options: SockJSOptions, stats: EndpointStats, request: web.Request, key: str, who: str
+) -> Any:
+    """The principal ``options.authenticate`` gives ``request`` (None without the hook).
+    A refusal (the ``HTTPException`` it raises) is counted, logged under ``key`` as
+    ``authenticate refused <who> with <status>``, and raised on to aiohttp."""
+    hook = options.authenticate
+    if hook is None:
+        return None
+    try:
+        principal = hook(request)
+        return await principal if inspect.isawaitable(principal) else principal
+    except web.HTTPException as refused:
+        stats.refused["auth"] += 1
+        refusal(key, "authenticate refused %s with %d", who, refused.status)
+        raise
 
 
 def _who(request: web.Request) -> str:

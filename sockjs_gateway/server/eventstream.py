@@ -52,6 +52,7 @@ from ..options import SockJSOptions
 from ..protocol import replies, sse
 from ..protocol.hosts import HostPolicy
 from ..protocol.origins import OriginPolicy, Verdict, request_scheme
+from .endpoint import authenticate
 from .registry import EndpointStats
 from .static import text_response
 
@@ -197,22 +198,8 @@ class EventStream:
         return text_response(status, text)
 
     async def _authenticate(self, request: web.Request) -> Any:
-        hook = self.options.authenticate
-        if hook is None:
-            return None
-        try:
-            principal = hook(request)
-            return await principal if inspect.isawaitable(principal) else principal
-        except web.HTTPException as refused:
-            self.stats.refused["auth"] += 1
-            refusal(
-                "event-stream-auth",
-                "authenticate refused event stream %s from %s with %d",
-                request.path,
-                request.remote,
-                refused.status,
-            )
-            raise
+        who = f"event stream {request.path} from {request.remote}"
+        return await authenticate(self.options, self.stats, request, "event-stream-auth", who)
 
     def _start(self, request: web.Request) -> Start | None:
         """Where to begin: ``Last-Event-ID`` (a foreign id is ignored), else the query."""
