@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import sys
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -17,7 +15,7 @@ from aiohttp import web
 from sockjs_gateway import SockJSOptions
 from sockjs_gateway.backplane import Backplane
 from tests.backplane.relay_app import OPTIONS, make_app
-from tests.backplane.servers import ANNOUNCE, ROOT, Node
+from tests.backplane.servers import Node
 
 __all__ = [
     "LocalNodes",
@@ -121,29 +119,9 @@ async def closes(http: aiohttp.ClientSession, base: str) -> dict[str, list[objec
 async def start_node(redis_url: str, log: Path, **env: str) -> Node:
     """``python -m sockjs_gateway serve --app tests.backplane.relay_app:make_app --redis
     URL`` on a free port, its stderr in ``log``; ``env`` adds environment variables."""
-    with log.open("wb") as stderr:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            *("-m", "sockjs_gateway", "serve", "--port", "0", "--redis", redis_url),
-            *("--app", "tests.backplane.relay_app:make_app", "--no-access-log"),
-            cwd=ROOT,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=stderr,
-            env={**os.environ, **env},
-        )
-    assert process.stdout is not None
-    try:
-        line = await asyncio.wait_for(process.stdout.readline(), 20)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise
-    match = ANNOUNCE.search(line)
-    if match is None:
-        process.kill()
-        await process.wait()
-        raise AssertionError((line, Node.read_log(log)))
-    return Node(process, int(match.group(1)), log)
+    args = ("serve", "--port", "0", "--redis", redis_url)
+    app = ("--app", "tests.backplane.relay_app:make_app", "--no-access-log")
+    return await Node.launch((*args, *app), log, env)
 
 
 async def wait_for(check: Callable[[], Awaitable[bool]], timeout: float = 15.0) -> None:

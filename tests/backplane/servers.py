@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from tests.clients.conftest import require
@@ -116,14 +117,23 @@ class Node:
     @classmethod
     async def start(cls, redis_url: str, log: Path, *extra: str) -> Node:
         """Start a node; ``extra`` are more ``testserver`` flags."""
+        args = ("testserver", "--port", "0", "--redis", redis_url, *extra)
+        return await cls.launch(args, log)
+
+    @classmethod
+    async def launch(
+        cls, args: Sequence[str], log: Path, env: Mapping[str, str] | None = None
+    ) -> Node:
+        """``python -m sockjs_gateway ARGS`` (which must listen on a port it announces), its
+        stderr in ``log``; ``env`` adds environment variables."""
         with log.open("wb") as stderr:
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
-                *("-m", "sockjs_gateway", "testserver", "--port", "0", "--redis", redis_url),
-                *extra,
+                *("-m", "sockjs_gateway", *args),
                 cwd=ROOT,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=stderr,
+                env={**os.environ, **(env or {})},
             )
         assert process.stdout is not None
         try:
