@@ -16,10 +16,10 @@ from pathlib import Path
 from aiohttp import web
 
 from tests.backplane.servers import Node, RedisServer
-from tests.clients.app import CLIENT_URL, add_page_routes
-from tests.clients.conftest import CLIENT_JS, require, start
+from tests.clients.app import CLIENT_URL
+from tests.clients.conftest import require, start
 from tests.nginx import DEPLOY, nginx_binary, start_nginx, stop_nginx
-from tests.stomp.drivers import PROBE_JS, PROBE_PAGE, STOMPJS, require_clients
+from tests.stomp.drivers import add_probe_routes, require_clients
 
 __all__ = ["RECIPE", "HEARTBEAT", "RESPONSE_LIMIT", "Cluster", "round_robin", "SESSION_URL"]
 
@@ -69,18 +69,7 @@ class Cluster:
 def page_app() -> web.Application:
     """The probe pages (sockjs-client and STOMP) and their scripts, on their own origin."""
     app = web.Application()
-    add_page_routes(app, CLIENT_JS)
-    files = {
-        "/stomp_probe.html": PROBE_PAGE,
-        "/stomp_probe.js": PROBE_JS,
-        "/static/stomp.umd.min.js": STOMPJS,
-    }
-    for url, path in files.items():
-
-        async def serve(request: web.Request, path: Path = path) -> web.StreamResponse:
-            return web.FileResponse(path)
-
-        app.router.add_get(url, serve)
+    add_probe_routes(app)
     return app
 
 

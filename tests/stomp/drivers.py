@@ -38,6 +38,12 @@ def make_server_app() -> web.Application:
     app = make_app(options=base)
     fast = StompOptions(heartbeat_send_ms=FAST_HEARTBEAT_MS, heartbeat_receive_ms=FAST_HEARTBEAT_MS)
     add_endpoint(app, StompHandler(make_stomp_broker(fast)), prefix="/stomp-hb", options=base)
+    add_probe_routes(app)
+    return app
+
+
+def add_probe_routes(app: web.Application) -> None:
+    """The probe pages (sockjs-client and STOMP), their script and both client bundles."""
     add_page_routes(app, CLIENT_JS)
     files = {
         "/stomp_probe.html": PROBE_PAGE,
@@ -50,7 +56,6 @@ def make_server_app() -> web.Application:
             return web.FileResponse(path)
 
         app.router.add_get(url, serve)
-    return app
 
 
 class StompDriver(Protocol):
