@@ -6,7 +6,7 @@ Fixtures live in tests/conftest.py; this module holds what tests import by name.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from sockjs_gateway.server.hooks import SessionRecord
     from sockjs_gateway.server.session import Session
 
-__all__ = ["TIMEOUT", "NO_CACHE", "wait_until", "kept", "assert_forgotten"]
+__all__ = ["TIMEOUT", "NO_CACHE", "wait_until", "kept", "assert_forgotten", "Publisher"]
 
 #: The bound on any one wait in a test: far above what a healthy run needs, so reaching
 #: it means a hang, not a slow machine.
@@ -52,3 +52,37 @@ def assert_forgotten(endpoint: Endpoint, pairs: list[tuple[Session, SessionRecor
         assert record.timer is None
         assert record.task is None
         assert session.receiver is None
+
+
+class Publisher:
+    """Publishes "1".."total" to ``channel`` in a task, one every ``interval`` seconds,
+    taking turns among ``publish`` (one publishing function per node)."""
+
+    def __init__(
+        self,
+        publish: Sequence[Callable[[str, str], object]],
+        channel: str,
+        *,
+        total: int,
+        interval: float,
+    ) -> None:
+        self.count = 0
+        self.total = total
+        self._progress = asyncio.Event()
+        self.task = asyncio.create_task(self._run(publish, channel, interval))
+
+    async def _run(
+        self, publish: Sequence[Callable[[str, str], object]], channel: str, interval: float
+    ) -> None:
+        for number in range(1, self.total + 1):
+            publish[number % len(publish)](channel, str(number))
+            self.count = number
+            self._progress.set()
+            await asyncio.sleep(interval)
+
+    async def reached(self, count: int) -> None:
+        """Until ``count`` messages (or all of them) are out."""
+        async with asyncio.timeout(TIMEOUT):
+            while self.count < min(count, self.total):
+                self._progress.clear()
+                await self._progress.wait()

@@ -22,6 +22,7 @@ from sockjs_gateway.history import HistoryLimits, Mode, Start
 from sockjs_gateway.stomp import Broker, StompHandler
 from tests.backplane.servers import RedisServer
 from tests.clients.conftest import start
+from tests.helpers import Publisher
 from tests.server.test_channels import Subscriber, texts
 from tests.server.test_eventstream import next_event
 from tests.sockjs_clients import SockJSClient
@@ -71,28 +72,6 @@ async def nodes(redis_server: RedisServer) -> AsyncIterator[list[ServerNode]]:
             await node.stop()
 
 
-class Publisher:
-    """Publishes 1..TOTAL, alternating between the nodes, every INTERVAL seconds."""
-
-    def __init__(self, publish: list[Any], channel: str) -> None:
-        self.count = 0
-        self._progress = asyncio.Event()
-        self.task = asyncio.create_task(self._run(publish, channel))
-
-    async def _run(self, publish: list[Any], channel: str) -> None:
-        for number in range(1, TOTAL + 1):
-            publish[number % len(publish)](channel, str(number))
-            self.count = number
-            self._progress.set()
-            await asyncio.sleep(INTERVAL)
-
-    async def reached(self, count: int) -> None:
-        async with asyncio.timeout(TIMEOUT):
-            while self.count < min(count, TOTAL):
-                self._progress.clear()
-                await self._progress.wait()
-
-
 async def read_until(client: SockJSClient, data: str) -> list[dict[str, Any]]:
     got: list[dict[str, Any]] = []
     while not got or got[-1].get("data") != data:
@@ -111,7 +90,9 @@ async def test_plain_sockjs_client_resumes_on_the_other_node(
         await first.send(json.dumps({"subscribe": "news"}))
         [status] = texts([await first.next_frame(TIMEOUT)])
         assert status["recovered"] is True
-        publisher = Publisher([a.endpoint.publish, b.endpoint.publish], "news")
+        publisher = Publisher(
+            [a.endpoint.publish, b.endpoint.publish], "news", total=TOTAL, interval=INTERVAL
+        )
         try:
             seen = await read_until(first, "8")
             await first.disconnect()
@@ -141,7 +122,9 @@ async def test_stomp_client_resubscribes_on_the_other_node(nodes: list[ServerNod
         await connect(node, a.url + "/stomp", "websocket", "a")
         await node.run(cmd="subscribe", id="a", sub="s", destination=destination, receipt="r")
         await node.wait("a", "receipt")
-        publisher = Publisher([a.broker.publish, b.broker.publish], destination)
+        publisher = Publisher(
+            [a.broker.publish, b.broker.publish], destination, total=TOTAL, interval=INTERVAL
+        )
         try:
             await node.wait("a", "message", 8, TIMEOUT)
             await node.run(cmd="cut", id="a")

@@ -19,6 +19,7 @@ from sockjs_gateway import SockJSOptions, add_endpoint
 from sockjs_gateway.history import HistoryLimits
 from sockjs_gateway.stomp import Broker, StompHandler
 from tests.clients.conftest import start
+from tests.helpers import Publisher
 from tests.stomp.drivers import NodeStomp, require_clients
 from tests.stomp.test_e2e import connect
 
@@ -55,28 +56,6 @@ async def node() -> AsyncIterator[NodeStomp]:
         await driver.stop()
 
 
-class Publisher:
-    """Publishes 1..TOTAL from the server, every INTERVAL seconds, in a task."""
-
-    def __init__(self, broker: Broker, destination: str) -> None:
-        self.count = 0
-        self._progress = asyncio.Event()
-        self.task = asyncio.create_task(self._run(broker, destination))
-
-    async def _run(self, broker: Broker, destination: str) -> None:
-        for number in range(1, TOTAL + 1):
-            broker.publish(destination, str(number))
-            self.count = number
-            self._progress.set()
-            await asyncio.sleep(INTERVAL)
-
-    async def reached(self, count: int) -> None:
-        async with asyncio.timeout(TIMEOUT):
-            while self.count < min(count, TOTAL):
-                self._progress.clear()
-                await self._progress.wait()
-
-
 def bodies(events: list[dict[str, Any]]) -> list[int]:
     return [int(e["body"]) for e in events]
 
@@ -91,7 +70,7 @@ async def test_resubscribe_with_the_last_offset_gets_every_message_once(
     await connect(node, url, transport, "a")
     await node.run(cmd="subscribe", id="a", sub="s", destination=destination, receipt="ra")
     await node.wait("a", "receipt")
-    publisher = Publisher(broker, destination)
+    publisher = Publisher([broker.publish], destination, total=TOTAL, interval=INTERVAL)
     try:
         await node.wait("a", "message", 10, TIMEOUT)
         await node.run(cmd=how, id="a")
