@@ -128,14 +128,19 @@ async def test_filling_queues_stops_at_max_queued_bytes_and_draining_frees_it(
         assert grown < limit * 1.2
 
         # A consumer takes every message (subscribe and unsubscribe, 50 queues a batch).
+        # It waits for each batch before the next, as a reading client does: 3 MB in
+        # flight stays under the session's max_queued_bytes (4 MiB) however slowly this
+        # process reads, so the slow-consumer bound never cuts it off.
         consumer = await connect(http, server)
         for start in range(0, held, 50):
+            end = min(start + 50, held)
             batch = "".join(
                 wire("SUBSCRIBE", {"id": str(i), "destination": f"/queue/q{i}"})
                 + wire("UNSUBSCRIBE", {"id": str(i)})
-                for i in range(start, min(start + 50, held))
+                for i in range(start, end)
             )
             await consumer.ws.send_str(batch)
+            await consumer.until(lambda end=end: consumer.messages >= end)
         await consumer.ws.send_str(wire("DISCONNECT", {"receipt": "bye"}))
         await consumer.until(lambda: consumer.closed)
         assert consumer.messages == held
