@@ -22,6 +22,7 @@ from aiohttp import web
 
 from tests.clients.conftest import require, start
 from tests.clients.node import NodeClients
+from tests.helpers import wait_until
 
 # aio-libs keeps its managers under a string app key.
 pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web.NotAppKeyWarning")
@@ -66,9 +67,14 @@ def chat_app(sockjs: ModuleType, heard: Heard) -> web.Application:
     app = web.Application()
     # A short heartbeat: aio-libs only notices a vanished HTTP client when it next writes.
     sockjs.add_endpoint(
-        app, chat_handler, name="chat", prefix="/sockjs/", heartbeat_delay=1, disconnect_delay=1
+        app, chat_handler, name="chat", prefix="/sockjs/", heartbeat_delay=2, disconnect_delay=1
     )
     return app
+
+
+def opened(heard: Heard) -> list[str]:
+    """The ids of the sessions the handler heard open, in order."""
+    return [session_id for session_id, kind, _ in heard if kind == "OPEN"]
 
 
 def echo_app(sockjs: ModuleType, **endpoint: Any) -> web.Application:
@@ -111,6 +117,13 @@ async def test_chat_example_behaves_the_same(
         await node.messages("bob", 2)
         await node.send("bob", "hi from bob")
         await node.messages("alice", 4)
+        assert await node.messages("bob", 3) == ["Someone joined.", "hi from alice", "hi from bob"]
+        if transport == "xhr-polling":
+            # Close bob while a poll is held: aio-libs never expires a polling session whose
+            # client leaves between polls (test_vanished_poller_is_closed). Bob's next poll
+            # is held for a heartbeat_delay (2 s) unless a message comes first.
+            bob_session = sockjs.get_manager("chat", runner.app).get(opened(heard)[1])
+            await wait_until(lambda: bob_session.acquired)
         await node.close("bob")
         # aio-libs says "left" at its next garbage-collection sweep (every 5 s, after it
         # noticed the client gone): allow two sweeps and a loaded machine.
@@ -121,8 +134,7 @@ async def test_chat_example_behaves_the_same(
             "hi from bob",
             "Someone left.",
         ]
-        assert await node.messages("bob", 3) == ["Someone joined.", "hi from alice", "hi from bob"]
-        bob = [event for event in heard if event[1] == "OPEN"][1][0]
+        bob = opened(heard)[1]
         # A WebSocket is closed cleanly; an aborted HTTP request is an error.
         closed_with = None if transport == "websocket" else "error"
         assert [event[1:] for event in heard if event[0] == bob] == [
@@ -214,5 +226,28 @@ async def test_htmlfile_script_injection(sockjs: ModuleType) -> None:
         # aio-libs' stdlib JSON leaves "</script>" as is: the message ends the script
         # element and runs as HTML in the page.
         assert (attack in body) is (sockjs.__name__ == AIO)
+    finally:
+        await runner.cleanup()
+
+
+async def test_vanished_poller_is_closed(sockjs: ModuleType) -> None:
+    # A polling client that goes away between two polls. aio-libs gives a session an
+    # expiry only when a transport fails, never when a poll ends, so its sweep (every 5 s)
+    # never closes this one: CLOSED never comes and the session is kept for ever. The
+    # gateway closes it disconnect_delay (1 s) after the last poll.
+    heard: Heard = []
+    runner, url = await serve(chat_app(sockjs, heard))
+    try:
+        async with aiohttp.ClientSession() as http, http.post(url + "/sockjs/0/s1/xhr") as reply:
+            assert await reply.text() == "o\n"
+        manager = sockjs.get_manager("chat", runner.app)
+        if sockjs.__name__ == AIO:
+            await asyncio.sleep(6.5)  # past the first sweep, at 5 s
+            assert [kind for _, kind, _ in heard] == ["OPEN"]
+            assert manager.get("s1").state == sockjs.SessionState.OPEN
+        else:
+            await wait_until(lambda: len(heard) == 3)
+            assert [kind for _, kind, _ in heard] == ["OPEN", "CLOSE", "CLOSED"]
+            assert manager.get("s1", default=None) is None
     finally:
         await runner.cleanup()
