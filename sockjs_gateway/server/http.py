@@ -204,7 +204,7 @@ class DirectWriter:
     def resume(self) -> None:
         """The transport's buffer drained: write what waited."""
         self._paused = False
-        self._session.endpoint.registry.end_write(self._session, 0)
+        self._session.endpoint.registry.end_write(self._session)
         self._receiver.wake()
 
     def took(self) -> bool:
@@ -379,7 +379,7 @@ async def _stream(
                     registry.begin_write(session)
                     for frame in taken:
                         await response.write(frames.encode(frame))
-                    registry.end_write(session, 0)
+                    registry.end_write(session)
                     if not frames.due:
                         continue
                 registry.detach(session)

@@ -241,10 +241,10 @@ class SessionRegistry(HookRunner):
         session.machine.begin_write(self._now())
         self._arm(session)
 
-    def end_write(self, session: Session, written: int) -> None:
-        """The receiver's write of ``written`` bytes finished."""
+    def end_write(self, session: Session) -> None:
+        """The receiver's write finished (its bytes are counted into ``bytes_out`` by the
+        receiver's own writer, the one place that knows them)."""
         session.machine.end_write()
-        self.stats.bytes_out += written
 
     def forget(self, session: Session) -> None:
         """Drop a session for good (its socket is gone, or it expired)."""

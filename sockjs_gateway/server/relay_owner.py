@@ -128,7 +128,7 @@ class RemoteReceiver:
         self.unacked = max(0, self.unacked - count)
         if self.paused and self.unacked < self.relay.window:
             self.paused = False
-            self.session.endpoint.registry.end_write(self.session, 0)
+            self.session.endpoint.registry.end_write(self.session)
             self.wake()
 
     def pump(self) -> None:

@@ -225,7 +225,7 @@ class DirectWebSocket(asyncio.BufferedProtocol):
 
     def resume_writing(self) -> None:
         self._paused = False
-        self._session.endpoint.registry.end_write(self._session, 0)
+        self._session.endpoint.registry.end_write(self._session)
         self._inner.resume_writing()
         self.wake()  # queued frames first: they may fill the buffer and pause us again
         self._follow_flow()
@@ -293,11 +293,9 @@ class DirectWebSocket(asyncio.BufferedProtocol):
         """Write one ready-made frame now if the client is reading (for broadcasts)."""
         if not self.frames_direct or self._paused or self._close_sent:
             return False
-        transport = self._transport
-        if transport.is_closing():
+        if self._transport.is_closing():
             return False
-        transport.write(frame)  # _write, inlined: the path of every echo and broadcast
-        self._session.endpoint.stats.bytes_out += len(frame)
+        self._write(frame)  # the one writer, which counts bytes_out
         return True
 
     def abort(self) -> None:

@@ -121,7 +121,8 @@ class WebSocketReceiver:
                 for frame in frames:
                     await ws.send_str(frame)
                     written += frame_size(frame)
-                registry.end_write(session, written)
+                registry.end_write(session)
+                registry.stats.bytes_out += written
             closed_with = machine.closed_with
             if closed_with is not None and not ws.closed:
                 await ws.close(
