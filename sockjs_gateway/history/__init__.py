@@ -13,7 +13,16 @@ Importing this package loads neither asyncio nor aiohttp.
 
 from __future__ import annotations
 
-from .hub import CHANNEL_NAME_LIMIT, ChannelHub, Channels, Closable, Listener, check_channel
+from .hub import (
+    CHANNEL_NAME_LIMIT,
+    ChannelHub,
+    Channels,
+    Closable,
+    Listener,
+    Subscriber,
+    catch_up,
+    check_channel,
+)
 from .positions import Cursor, Mode, Position, Start, parse_event_id, parse_stream_offset
 from .store import Entry, HistoryLimits, HistoryStats, HistoryStore, Replay
 
@@ -22,6 +31,8 @@ __all__ = [
     "ChannelHub",
     "Closable",
     "Listener",
+    "Subscriber",
+    "catch_up",
     "CHANNEL_NAME_LIMIT",
     "check_channel",
     "Cursor",

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, Protocol, TypeVar
 
-from .positions import Start
+from .positions import Cursor, Start
 from .store import Entry, HistoryLimits, HistoryStats, HistoryStore, Replay
 
 __all__ = [
@@ -33,6 +33,8 @@ __all__ = [
     "Listeners",
     "ListenerHandle",
     "Closable",
+    "Subscriber",
+    "catch_up",
     "CHANNEL_NAME_LIMIT",
 ]
 
@@ -42,6 +44,8 @@ log = logging.getLogger("sockjs_gateway.history")
 CHANNEL_NAME_LIMIT = 200
 #: A listener gets every message of its channel, with its position.
 Listener = Callable[[Entry[str]], None]
+
+T = TypeVar("T")
 
 
 class Closable(Protocol):
@@ -69,6 +73,41 @@ class ChannelHub(Protocol):
 
     async def read(self, channel: str, start: Start) -> Replay[str]:
         """The retained messages of ``channel`` from ``start``."""
+
+
+def catch_up(
+    replay: Replay[Any], entries: Sequence[Entry[T]], held: Sequence[Entry[T]] | None
+) -> tuple[Cursor, list[Entry[T]]]:
+    """The seam between a subscriber's replay and its live messages ("listen, then read,
+    then flush"): the cursor it keeps from now on, and the entries to hand it now, in
+    order: the replayed ``entries`` (``replay``'s, perhaps decoded), then the live ones
+    ``held`` while the history was read, each once (one published between the listen and
+    the read comes both ways).
+
+    The SockJS channels, the EventSource endpoint and STOMP's hub topics all flush this
+    way, so the rule that admits each message once is written here only.
+    """
+    cursor = Cursor(replay.epoch, entries[0].offset if entries else replay.next_offset)
+    return cursor, [e for e in (*entries, *(held or ())) if cursor.admit(e.epoch, e.offset)]
+
+
+class Subscriber(Generic[T]):
+    """One subscriber of a listener (a session, a stream): its cursor, and the live
+    messages held for it while its history is read."""
+
+    __slots__ = ("cursor", "pending")
+
+    def __init__(self) -> None:
+        self.cursor = Cursor(None, 0)
+        #: Live messages that arrived during the replay; None once :meth:`catch_up` ran.
+        self.pending: list[Entry[T]] | None = []
+
+    def catch_up(self, replay: Replay[Any], entries: Sequence[Entry[T]]) -> list[Entry[T]]:
+        """The replay is read: what to hand over now (see :func:`catch_up`); from here on
+        live messages go through :attr:`cursor`."""
+        self.cursor, due = catch_up(replay, entries, self.pending)
+        self.pending = None
+        return due
 
 
 class ListenerHandle:

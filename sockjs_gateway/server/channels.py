@@ -32,11 +32,11 @@ from typing import TYPE_CHECKING, Protocol
 from ..history import (
     ChannelHub,
     Closable,
-    Cursor,
     Entry,
     Mode,
     Position,
     Start,
+    Subscriber,
     check_channel,
     parse_stream_offset,
 )
@@ -129,12 +129,8 @@ def _start(since: Since) -> Start:
     return parse_stream_offset(since)
 
 
-class _Member:
-    __slots__ = ("cursor", "pending")
-
-    def __init__(self) -> None:
-        self.cursor = Cursor(None, 0)
-        self.pending: list[Entry[str]] | None = []  # live messages during the replay
+class _Member(Subscriber[str]):
+    __slots__ = ()
 
 
 class _Group:
@@ -209,17 +205,14 @@ class SessionChannels:
         replay = await self.hub.read(channel, start)
         if group.members.get(session) is not member:  # unsubscribed meanwhile
             return Recovery(channel, replay.epoch, replay.recovered, 0)
-        entries = replay.entries
-        member.cursor = Cursor(replay.epoch, entries[0].offset if entries else replay.next_offset)
-        recovery = Recovery(channel, replay.epoch, replay.recovered, len(entries))
+        due = member.catch_up(replay, replay.entries)
+        recovery = Recovery(channel, replay.epoch, replay.recovered, len(replay.entries))
         status = self.envelope.subscribed(recovery)
         if status is not None:
             session.send(status)
         envelope = self.envelope
-        for entry in [*entries, *(member.pending or ())]:
-            if member.cursor.admit(entry.epoch, entry.offset):
-                session.send(envelope.message(channel, entry))
-        member.pending = None
+        for entry in due:
+            session.send(envelope.message(channel, entry))
         return recovery
 
     def unsubscribe(self, session: Session, channel: str) -> bool:

@@ -38,11 +38,11 @@ from aiohttp import web
 from ..history import (
     ChannelHub,
     Closable,
-    Cursor,
     Entry,
     Mode,
     Position,
     Start,
+    Subscriber,
     check_channel,
     parse_event_id,
     parse_stream_offset,
@@ -83,16 +83,15 @@ _CONTENT_TYPE = "text/event-stream; charset=UTF-8"
 _HEARTBEAT = sse.comment().encode()
 
 
-class _Stream:
+class _Stream(Subscriber[str]):
     """One open response: its queue, its cursor, and what wakes its writer."""
 
-    __slots__ = ("queue", "queued", "cursor", "pending", "ended", "_waiter")
+    __slots__ = ("queue", "queued", "ended", "_waiter")
 
     def __init__(self) -> None:
+        super().__init__()
         self.queue: list[bytes] = []
         self.queued = 0  # bytes in ``queue``
-        self.cursor = Cursor(None, 0)
-        self.pending: list[Entry[str]] | None = []  # live messages while history is read
         self.ended: str | None = None  # why the server ends it
         self._waiter: asyncio.Future[None] | None = None
 
@@ -252,16 +251,9 @@ class EventStream:
                 replay = await self.hub.read(channel, start)  # listening already: no gap
             except Exception:  # Redis unreachable: any hub's own error types
                 return self._refuse(request, "history", 503, HISTORY_UNAVAILABLE)
-            entries = replay.entries
-            stream.cursor = Cursor(
-                replay.epoch, entries[0].offset if entries else replay.next_offset
-            )
             status = {"channel": channel, "epoch": replay.epoch, "recovered": replay.recovered}
             first = [sse.event(json.dumps(status), name="recovery", retry_ms=self.retry_ms)]
-            for entry in [*entries, *(stream.pending or ())]:
-                if stream.cursor.admit(entry.epoch, entry.offset):
-                    first.append(self._format(entry))
-            stream.pending = None
+            first += map(self._format, stream.catch_up(replay, replay.entries))
             stream.queue.insert(0, "".join(first).encode())
             await response.prepare(request)
             await self._write_until_done(response, stream)

@@ -22,7 +22,16 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from ..history import ChannelHub, Closable, Cursor, Entry, Replay, Start, parse_stream_offset
+from ..history import (
+    ChannelHub,
+    Closable,
+    Cursor,
+    Entry,
+    Replay,
+    Start,
+    catch_up,
+    parse_stream_offset,
+)
 from .errors import StompError
 from .frames import Frame
 from .messages import Payload
@@ -139,11 +148,10 @@ class HubTopics:
             sub.pending = None
             raise StompError("the channel history cannot be read now; try again") from None
         entries = [_decode(entry) for entry in replay.entries]
-        first = entries[0].offset if entries else replay.next_offset
-        sub.cursor = cursor = Cursor(replay.epoch, first)
+        sub.cursor, due = catch_up(replay, entries, sub.pending)
+        sub.pending = None
         sub.first_headers = told = recovery_headers(replay)
-        pending, sub.pending = sub.pending or [], None
-        for entry in [*entries, *pending]:
-            if sub.live and cursor.admit(entry.epoch, entry.offset):
+        for entry in due:
+            if sub.live:
                 self.broker.deliver_to(sub, stamped(entry))
         return told
