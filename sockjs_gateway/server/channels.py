@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from ..history import (
@@ -42,10 +41,10 @@ from ..history import (
 )
 from ..logs import refusal
 from ..protocol.state import SLOW_CONSUMER
+from .session import Recovery, Session, Since
 
 if TYPE_CHECKING:
     from .registry import SessionRegistry
-    from .session import Session
 
 __all__ = [
     "SessionChannels",
@@ -63,27 +62,6 @@ log = logging.getLogger("sockjs_gateway.history")
 MAX_SUBSCRIPTIONS = 100
 #: Live messages held for one subscriber while its history is read (the default).
 MAX_PENDING = 1000
-#: Where a subscription starts: None (live messages only), the :class:`Position` of the
-#: last message seen (resume after it), a :class:`Start`, or its ``x-stream-offset`` text
-#: (``"first"``, ``"last"``, ``"next"``, ``"offset=N"``, ``"timestamp=T"``).
-Since = Position | Start | str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Recovery:
-    """What :meth:`SessionChannels.subscribe` did.
-
-    Attributes:
-        channel: the channel.
-        epoch: its epoch (None while nothing was ever published to it).
-        recovered: False when messages asked for are gone (see the module docstring).
-        replayed: how many retained messages were queued for the session.
-    """
-
-    channel: str
-    epoch: str | None
-    recovered: bool
-    replayed: int
 
 
 class Envelope(Protocol):

@@ -42,6 +42,7 @@ from .static import text_response
 
 if TYPE_CHECKING:
     from .endpoint import Endpoint
+    from .registry import SessionRegistry
 
 __all__ = [
     "HttpReceiver",
@@ -135,8 +136,9 @@ class ResponseFrames:
 
     __slots__ = ("_spec", "_callback", "_stats", "_machine", "_limit", "sent")
 
-    def __init__(self, session: Session, spec: TransportSpec, callback: str) -> None:
-        endpoint = session.endpoint
+    def __init__(
+        self, endpoint: Endpoint, session: Session, spec: TransportSpec, callback: str
+    ) -> None:
         self._spec = spec
         self._callback = callback
         self._stats = endpoint.stats
@@ -178,11 +180,20 @@ class DirectWriter:
     spent, or the transport is closing.
     """
 
-    __slots__ = ("_session", "_frames", "_transport", "_chunked", "_receiver", "_paused")
+    __slots__ = (
+        "_session",
+        "_registry",
+        "_frames",
+        "_transport",
+        "_chunked",
+        "_receiver",
+        "_paused",
+    )
 
     def __init__(
         self,
         session: Session,
+        registry: SessionRegistry,
         frames: ResponseFrames,
         request: web.BaseRequest,
         receiver: HttpReceiver,
@@ -190,6 +201,7 @@ class DirectWriter:
         chunked: bool,
     ) -> None:
         self._session = session
+        self._registry = registry
         self._frames = frames
         self._transport = request.transport
         self._chunked = chunked
@@ -199,12 +211,12 @@ class DirectWriter:
     def pause(self) -> None:
         """The transport's buffer passed its high-water mark: stop writing."""
         self._paused = True
-        self._session.endpoint.registry.begin_write(self._session)
+        self._registry.begin_write(self._session)
 
     def resume(self) -> None:
         """The transport's buffer drained: write what waited."""
         self._paused = False
-        self._session.endpoint.registry.end_write(self._session)
+        self._registry.end_write(self._session)
         self._receiver.wake()
 
     def took(self) -> bool:
@@ -309,7 +321,7 @@ async def _answer(
         response.force_close()
     await response.prepare(request)
     await response.write(spec.prelude(callback).encode())
-    await response.write(ResponseFrames(session, spec, callback).encode(frame))
+    await response.write(ResponseFrames(endpoint, session, spec, callback).encode(frame))
     await response.write_eof()
     return response
 
@@ -357,14 +369,14 @@ async def _stream(
     registry = endpoint.registry
     machine = session.machine
     loop = asyncio.get_running_loop()
-    frames = ResponseFrames(session, spec, callback)
+    frames = ResponseFrames(endpoint, session, spec, callback)
     response = web.StreamResponse(
         headers=endpoint.session_headers(request, spec, spec.content_type)
     )
     chunked = request.version >= (1, 1)
     if not chunked:
         response.force_close()  # no chunking in HTTP/1.0: the end of the stream is EOF
-    direct = DirectWriter(session, frames, request, receiver, chunked=chunked)
+    direct = DirectWriter(session, registry, frames, request, receiver, chunked=chunked)
     with watch_disconnect(request, receiver.lose, on_pause=direct.pause, on_resume=direct.resume):
         try:
             await response.prepare(request)

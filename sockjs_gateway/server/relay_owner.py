@@ -87,7 +87,7 @@ class RemoteReceiver:
         self.session = session
         self.spec = spec
         #: Wraps and counts what this response carries, as for a local one.
-        self.frames = http.ResponseFrames(session, spec, callback)
+        self.frames = http.ResponseFrames(relay.endpoint, session, spec, callback)
         self.unacked = 0
         self.paused = False
         self.done = False
@@ -120,7 +120,7 @@ class RemoteReceiver:
         self.done = True
         self.relay.incoming.pop((self.peer, self.rid), None)
         if self.session.receiver is self:
-            self.session.endpoint.registry.interrupt(self.session)
+            self.relay.endpoint.registry.interrupt(self.session)
 
     # -- the pump ----------------------------------------------------------------------
 
@@ -128,7 +128,7 @@ class RemoteReceiver:
         self.unacked = max(0, self.unacked - count)
         if self.paused and self.unacked < self.relay.window:
             self.paused = False
-            self.session.endpoint.registry.end_write(self.session)
+            self.relay.endpoint.registry.end_write(self.session)
             self.wake()
 
     def pump(self) -> None:
@@ -148,7 +148,7 @@ class RemoteReceiver:
             data = frames.encode(frame)
             self.unacked += len(data)
             self._data(data)
-        registry = session.endpoint.registry
+        registry = self.relay.endpoint.registry
         if frames.due:
             if session.receiver is self:
                 registry.detach(session)
@@ -162,7 +162,7 @@ class RemoteReceiver:
         session that is busy or closed."""
         session = self.session
         if session.receiver is self:
-            session.endpoint.registry.detach(session)
+            self.relay.endpoint.registry.detach(session)
         self._data(self.frames.encode(frame), end=True)
 
     def _data(self, data: bytes, *, end: bool = False) -> None:

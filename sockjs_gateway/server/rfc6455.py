@@ -131,6 +131,7 @@ class DirectWebSocket(asyncio.BufferedProtocol):
 
     __slots__ = (
         "_session",
+        "_endpoint",
         "_transport",
         "_inner",
         "_reader",
@@ -151,6 +152,7 @@ class DirectWebSocket(asyncio.BufferedProtocol):
     def __init__(
         self,
         session: Session,
+        endpoint: Endpoint,
         transport: asyncio.Transport,
         inner: Any,
         max_size: int,
@@ -159,6 +161,7 @@ class DirectWebSocket(asyncio.BufferedProtocol):
         deflate: Deflate | None = None,
     ) -> None:
         self._session = session
+        self._endpoint = endpoint
         self._transport = transport
         self._inner = inner  # aiohttp's protocol for this connection
         # A raw session's messages are the frames themselves, empty ones included.
@@ -212,20 +215,20 @@ class DirectWebSocket(asyncio.BufferedProtocol):
         self._reader.stop()
         self._reader = _GONE
         session = self._session
-        session.endpoint.registry.client_closed(session, *CONNECTION_LOST)
+        self._endpoint.registry.client_closed(session, *CONNECTION_LOST)
         if not self.done.done():
             self.done.set_result(None)
         self._inner.connection_lost(exc)
 
     def pause_writing(self) -> None:
         self._paused = True
-        self._session.endpoint.registry.begin_write(self._session)
+        self._endpoint.registry.begin_write(self._session)
         self._inner.pause_writing()
         self._follow_flow()
 
     def resume_writing(self) -> None:
         self._paused = False
-        self._session.endpoint.registry.end_write(self._session)
+        self._endpoint.registry.end_write(self._session)
         self._inner.resume_writing()
         self.wake()  # queued frames first: they may fill the buffer and pause us again
         self._follow_flow()
@@ -247,7 +250,7 @@ class DirectWebSocket(asyncio.BufferedProtocol):
         if transport.is_closing():
             return
         transport.write(data)  # may call pause_writing(), which stops reading
-        self._session.endpoint.stats.bytes_out += len(data)
+        self._endpoint.stats.bytes_out += len(data)
 
     def _follow_flow(self) -> None:
         """Read only while the client reads what we write and the handler keeps up."""
@@ -316,7 +319,7 @@ class DirectWebSocket(asyncio.BufferedProtocol):
                 self._reader.stop()
                 return self.on_error(INVALID_DATA, str(error))
         session = self._session
-        space = session.endpoint.registry.deliver_now(session, messages, size)
+        space = self._endpoint.registry.deliver_now(session, messages, size)
         if space is not None:
             self._held = True
             self._follow_flow()
@@ -334,7 +337,7 @@ class DirectWebSocket(asyncio.BufferedProtocol):
 
     def on_close(self, code: int, reason: str) -> None:
         session = self._session
-        session.endpoint.registry.client_closed(session, code, reason)
+        self._endpoint.registry.client_closed(session, code, reason)
         if not self._close_sent:
             self._send_close(Close(code, reason))
         self._transport.close()  # the closing handshake is complete
@@ -348,7 +351,7 @@ class DirectWebSocket(asyncio.BufferedProtocol):
         """
         session = self._session
         logs.protocol_close(session, code, reason)
-        session.endpoint.registry.client_closed(session, code, reason)
+        self._endpoint.registry.client_closed(session, code, reason)
         if not self._close_sent:
             self._send_close(Close(code, reason))
         self._held = False
@@ -367,7 +370,7 @@ class DirectWebSocket(asyncio.BufferedProtocol):
     # -- a raw session's heartbeat ------------------------------------------------------
 
     def _arm_ping(self) -> None:
-        delay = self._session.endpoint.options.heartbeat_delay
+        delay = self._endpoint.options.heartbeat_delay
         self._ping_timer = self._loop.call_later(delay, self._ping)
 
     def _ping(self) -> None:
@@ -378,12 +381,12 @@ class DirectWebSocket(asyncio.BufferedProtocol):
             return
         if not self._heard and not self._not_reading:
             session = self._session
-            registry = session.endpoint.registry
+            registry = self._endpoint.registry
             registry.stats.heartbeat_timeouts += 1
             log.info(
                 "raw WebSocket from %s closed: no pong within %ss",
                 session.info.remote,
-                session.endpoint.options.heartbeat_delay,
+                self._endpoint.options.heartbeat_delay,
             )
             registry.client_closed(session, 1006, "No pong")
             self._transport.abort()
@@ -425,7 +428,13 @@ async def serve(
     )
     inner = transport.get_protocol()
     connection = DirectWebSocket(
-        session, transport, inner, endpoint.options.max_message_bytes, raw=raw, deflate=deflate
+        session,
+        endpoint,
+        transport,
+        inner,
+        endpoint.options.max_message_bytes,
+        raw=raw,
+        deflate=deflate,
     )
     transport.set_protocol(connection)
     registry.attach(session, connection)

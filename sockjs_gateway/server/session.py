@@ -4,21 +4,82 @@ The bottom of ``server/``: this module imports nothing else of it at run time. A
 :class:`Session` holds only what the application reads (id, request snapshot, machine,
 receiver); what the server keeps per session (timer, hook task, handler queue) belongs
 to the registry, which keeps it beside the session, not in it. The session reaches the
-registry only through :class:`SessionOwner`, the two calls ``send`` and ``close`` need.
+registry only through :class:`SessionOwner`, the two calls ``send`` and ``close`` need,
+and its endpoint only through :class:`SessionEndpoint`, the few calls a handler makes
+through ``session.endpoint``: the session never names the endpoint module, even for
+types, and the server's own modules hold their endpoint or registry themselves.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol
 
+from ..history import Position, Start
 from ..info import ConnectionInfo
 from ..protocol.state import SessionMachine, SessionState
 
-if TYPE_CHECKING:
-    from .channels import Recovery, Since
-    from .endpoint import Endpoint
+__all__ = [
+    "Session",
+    "SessionOwner",
+    "SessionEndpoint",
+    "Subscriptions",
+    "Receiver",
+    "Recovery",
+    "Since",
+]
 
-__all__ = ["Session", "SessionOwner", "Receiver"]
+#: Where a subscription starts: None (live messages only), the :class:`Position` of the
+#: last message seen (resume after it), a :class:`Start`, or its ``x-stream-offset`` text
+#: (``"first"``, ``"last"``, ``"next"``, ``"offset=N"``, ``"timestamp=T"``).
+Since = Position | Start | str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Recovery:
+    """What :meth:`Session.subscribe` did (:mod:`.channels` says what the client gets).
+
+    Attributes:
+        channel: the channel.
+        epoch: its epoch (None while nothing was ever published to it).
+        recovered: False when messages asked for are gone (older than the history, or
+            from another epoch): the client should resync.
+        replayed: how many retained messages were queued for the session.
+    """
+
+    channel: str
+    epoch: str | None
+    recovered: bool
+    replayed: int
+
+
+class Subscriptions(Protocol):
+    """An endpoint's channels as a session uses them (:class:`.channels.SessionChannels`)."""
+
+    async def subscribe(self, session: Session, channel: str, since: Since = None) -> Recovery:
+        """Send ``session`` the messages of ``channel`` from ``since`` on, then live ones."""
+
+    def unsubscribe(self, session: Session, channel: str) -> bool:
+        """Stop sending ``channel`` to ``session``; False if it was not subscribed."""
+
+
+class SessionEndpoint(Protocol):
+    """The endpoint as a session, and a handler through ``session.endpoint``, sees it.
+
+    The object is the session's :class:`~sockjs_gateway.Endpoint`; this protocol names
+    the calls a handler makes through the session (``broadcast``, ``publish``, and the
+    channels behind ``subscribe``) so that this module need not import the endpoint's.
+    """
+
+    @property
+    def channels(self) -> Subscriptions:
+        """The endpoint's channels (made on first use)."""
+
+    def broadcast(self, message: str) -> int:
+        """Send ``message`` to every open session of the endpoint (on every node)."""
+
+    def publish(self, channel: str, text: str) -> Position | None:
+        """Publish ``text`` to ``channel``; its position when known at once."""
 
 
 class SessionOwner(Protocol):
@@ -70,7 +131,7 @@ class Session:
         self,
         session_id: str,
         info: ConnectionInfo,
-        endpoint: Endpoint,
+        endpoint: SessionEndpoint,
         owner: SessionOwner,
         machine: SessionMachine,
         principal: Any = None,

@@ -33,7 +33,7 @@ from ..protocol.rfc6455 import (
 )
 from . import hixie76, rfc6455
 from .disconnect import watch_disconnect
-from .registry import CONNECTION_LOST, log_failure
+from .registry import CONNECTION_LOST, SessionRegistry, log_failure
 from .session import Session
 from .static import text_response
 
@@ -78,13 +78,20 @@ class WebSocketReceiver:
     """Writes a session's frames to a Hixie-76 socket, from a short-lived task that takes
     whatever is queued, so a burst of sends costs one task."""
 
-    __slots__ = ("_ws", "_session", "_task", "_transport", "_aborted", "_loop")
+    __slots__ = ("_ws", "_session", "_registry", "_task", "_transport", "_aborted", "_loop")
 
     frames_direct = False  # Hixie-76 frames are not RFC 6455 frames
 
-    def __init__(self, ws: _Socket, session: Session, transport: asyncio.Transport | None) -> None:
+    def __init__(
+        self,
+        ws: _Socket,
+        session: Session,
+        registry: SessionRegistry,
+        transport: asyncio.Transport | None,
+    ) -> None:
         self._ws = ws
         self._session = session
+        self._registry = registry
         self._task: asyncio.Task[None] | None = None
         self._transport = transport
         self._aborted = False
@@ -108,7 +115,7 @@ class WebSocketReceiver:
     async def _flush(self) -> None:
         session = self._session
         machine = session.machine
-        registry = session.endpoint.registry
+        registry = self._registry
         ws = self._ws
         loop = asyncio.get_running_loop()
         try:
@@ -170,11 +177,11 @@ async def websocket(
         raw=raw,
         principal=principal,
     )
-    receiver = WebSocketReceiver(ws, session, request.transport)
+    receiver = WebSocketReceiver(ws, session, registry, request.transport)
     with watch_disconnect(request, _ignore):
         registry.attach(session, receiver)
         try:
-            await _read(ws, session, raw=raw)
+            await _read(ws, session, registry, raw=raw)
         finally:
             # Runs on cancellation too (aiohttp cancels the handler when the client
             # vanishes if the app enables handler_cancellation): the session must never
@@ -187,10 +194,9 @@ async def websocket(
     return response
 
 
-async def _read(ws: _Socket, session: Session, *, raw: bool) -> None:
+async def _read(ws: _Socket, session: Session, registry: SessionRegistry, *, raw: bool) -> None:
     """Hand the client's messages to the session until the socket ends, then close the
     session with the code and reason its handler's ``on_close`` should get."""
-    registry = session.endpoint.registry
     while True:
         msg = await ws.receive()
         if msg.type is WSMsgType.TEXT:
@@ -202,29 +208,27 @@ async def _read(ws: _Socket, session: Session, *, raw: bool) -> None:
             try:
                 messages = decode_messages(msg.data, allow_single=True)
             except BadPayload as error:
-                return await _refuse(ws, session, BAD_FRAME_CODE, str(error))
+                return await _refuse(ws, session, registry, BAD_FRAME_CODE, str(error))
             await registry.deliver(session, messages, len(msg.data))
         elif msg.type is WSMsgType.BINARY:
-            return await _refuse(ws, session, UNSUPPORTED_DATA, "Text frames only.")
+            return await _refuse(ws, session, registry, UNSUPPORTED_DATA, "Text frames only.")
         elif msg.type is WSMsgType.CLOSE:
-            return _closed(session, int(msg.data or NO_STATUS), str(msg.extra or ""))
+            return registry.client_closed(session, int(msg.data or NO_STATUS), str(msg.extra or ""))
         elif msg.type in _ENDED:
             if isinstance(msg.data, WebSocketError):  # e.g. 1009, message too big
                 logs.protocol_close(session, int(msg.data.code), str(msg.data))
-                return _closed(session, int(msg.data.code), str(msg.data))
+                return registry.client_closed(session, int(msg.data.code), str(msg.data))
             if isinstance(ws.exception(), asyncio.TimeoutError | ServerTimeoutError):
                 registry.stats.heartbeat_timeouts += 1
-                return _closed(session, 1006, "No pong")
-            return _closed(session, *CONNECTION_LOST)
+                return registry.client_closed(session, 1006, "No pong")
+            return registry.client_closed(session, *CONNECTION_LOST)
 
 
-def _closed(session: Session, code: int, reason: str) -> None:
-    session.endpoint.registry.client_closed(session, code, reason)
-
-
-async def _refuse(ws: _Socket, session: Session, code: int, reason: str) -> None:
+async def _refuse(
+    ws: _Socket, session: Session, registry: SessionRegistry, code: int, reason: str
+) -> None:
     logs.protocol_close(session, code, reason)
-    _closed(session, code, reason)
+    registry.client_closed(session, code, reason)
     await ws.close(code=code, message=reason.encode())
 
 
