@@ -1,17 +1,17 @@
 """This node's subscribers, by channel: the half of every backend that never does I/O.
 
-Delivery walks a snapshot of a channel's subscribers, so a callback may subscribe or
-unsubscribe (itself or others) while a message is being delivered (the bug of aio-libs
-sockjs #218 was iterating a live dict). A callback that raises is a local bug: it is
-logged and counted, and the other subscribers still get the message. :class:`LocalNode`
-holds the members of the interface every backend writes the same way on top of it.
+:class:`Fanout` is the channel hubs' :class:`~sockjs_gateway.history.hub.Listeners`
+(callbacks by channel, delivered from a snapshot, one that raises logged and, here,
+counted) for payload bytes. :class:`LocalNode` holds the members of the interface every
+backend writes the same way on top of it.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 
+from ..history.hub import Listeners
 from .base import BackplaneState, BackplaneStats, Deliver, Subscription
 
 __all__ = ["Fanout", "LocalNode"]
@@ -19,22 +19,8 @@ __all__ = ["Fanout", "LocalNode"]
 log = logging.getLogger("sockjs_gateway.backplane")
 
 
-class _Handle:
-    __slots__ = ("_fanout", "channel", "deliver")
-
-    def __init__(self, fanout: Fanout, channel: str, deliver: Deliver) -> None:
-        self._fanout: Fanout | None = fanout
-        self.channel = channel
-        self.deliver = deliver
-
-    def close(self) -> None:
-        fanout, self._fanout = self._fanout, None
-        if fanout is not None:
-            fanout.remove(self)
-
-
-class Fanout:
-    """Subscribers by channel.
+class Fanout(Listeners[bytes]):
+    """Subscribers by channel: :class:`~sockjs_gateway.history.hub.Listeners` of payloads.
 
     Args:
         stats: where ``delivery_errors`` is counted.
@@ -42,58 +28,18 @@ class Fanout:
             (the Redis backend then (un)subscribes on the bus).
     """
 
+    __slots__ = ()
+
     def __init__(self, stats: BackplaneStats, on_change: Callable[[], None] | None = None) -> None:
-        self._stats = stats
-        self._on_change = on_change
-        self._by_channel: dict[str, list[_Handle]] = {}
-        self._closed = False
+        def failed(channel: str) -> None:
+            stats.delivery_errors += 1
+            log.exception("backplane subscriber of %r failed", channel)
 
-    def channels(self) -> Collection[str]:
-        """Channels with at least one subscriber."""
-        return self._by_channel.keys()
+        def changed(_channel: str) -> None:
+            if on_change is not None:
+                on_change()
 
-    def add(self, channel: str, deliver: Deliver) -> _Handle:
-        """A new subscriber; its ``close()`` removes it. After :meth:`clear`, a handle
-        that delivers nothing."""
-        handle = _Handle(self, channel, deliver)
-        if self._closed:
-            handle._fanout = None
-            return handle
-        handles = self._by_channel.setdefault(channel, [])
-        handles.append(handle)
-        if len(handles) == 1 and self._on_change is not None:
-            self._on_change()
-        return handle
-
-    def remove(self, handle: _Handle) -> None:
-        handles = self._by_channel.get(handle.channel)
-        if handles is None or handle not in handles:
-            return
-        handles.remove(handle)
-        if not handles:
-            del self._by_channel[handle.channel]
-            if self._on_change is not None:
-                self._on_change()
-
-    def deliver(self, channel: str, payload: bytes) -> None:
-        """Hand ``payload`` to every subscriber of ``channel`` now."""
-        handles = self._by_channel.get(channel)
-        if not handles:
-            return
-        for handle in tuple(handles):
-            try:
-                handle.deliver(payload)
-            except Exception:
-                self._stats.delivery_errors += 1
-                log.exception("backplane subscriber of %r failed", channel)
-
-    def clear(self) -> None:
-        """Forget every subscriber and take no more (the backplane closed)."""
-        self._closed = True
-        for handles in self._by_channel.values():
-            for handle in handles:
-                handle._fanout = None
-        self._by_channel.clear()
+        super().__init__(changed, on_first=changed, on_error=failed)
 
 
 class LocalNode:

@@ -110,7 +110,7 @@ class RedisChannels:
         )
         self._script = self._redis.register_script(PUBLISH)
         self._last: dict[str, tuple[str, int]] = {}  # channel -> last (epoch, offset) delivered
-        self._listeners = Listeners(on_empty=self._forget)
+        self._listeners: Listeners[Entry[str]] = Listeners(on_empty=self._forget)
         self._queue: deque[tuple[str, str]] = deque()  # publishes, in order
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -186,7 +186,7 @@ class RedisChannels:
             self._progress.clear()
             await asyncio.wait_for(self._progress.wait(), self._timeout * 2)
 
-    def listen(self, channel: str, listener: Listener) -> ListenerHandle:
+    def listen(self, channel: str, listener: Listener) -> ListenerHandle[Entry[str]]:
         return self._listeners.add(channel, listener)
 
     async def read(self, channel: str, start: Start) -> Replay[str]:

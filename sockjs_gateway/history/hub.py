@@ -110,13 +110,21 @@ class Subscriber(Generic[T]):
         return due
 
 
-class ListenerHandle:
-    """What ``listen`` returns: ``close()`` stops its listener (idempotent)."""
+P = TypeVar("P")
+
+
+def _listener_failed(channel: str) -> None:
+    log.exception("listener of channel %r failed", channel)
+
+
+class ListenerHandle(Generic[P]):
+    """What ``listen`` returns (and a backplane's ``subscribe``): ``close()`` stops its
+    listener (idempotent)."""
 
     __slots__ = ("_owner", "channel", "listener")
 
-    def __init__(self, owner: Listeners, channel: str, listener: Listener) -> None:
-        self._owner: Listeners | None = owner
+    def __init__(self, owner: Listeners[P], channel: str, listener: Callable[[P], None]) -> None:
+        self._owner: Listeners[P] | None = owner
         self.channel = channel
         self.listener = listener
 
@@ -127,15 +135,35 @@ class ListenerHandle:
             owner.remove(self)
 
 
-class Listeners:
-    """The listeners of a hub's channels, and the one loop that hands them an entry: the
-    in-memory hub and the Redis hub keep them alike."""
+class Listeners(Generic[P]):
+    """Callbacks by channel, and the one loop that hands them a message: the in-memory and
+    Redis hubs keep their listeners here (``P`` an :class:`~.store.Entry`), and every
+    backplane its node's subscribers (``P`` the payload bytes, ``backplane/fanout.py``).
 
-    __slots__ = ("_by_channel", "_on_empty")
+    Delivery walks a snapshot of a channel's listeners, so a callback may add or remove
+    listeners (itself or others) while a message is delivered (the bug of aio-libs sockjs
+    #218 was iterating a live dict). A callback that raises is a local bug: it is logged
+    (``on_error``), and the others still get the message.
 
-    def __init__(self, on_empty: Callable[[str], None] | None = None) -> None:
-        self._by_channel: dict[str, list[ListenerHandle]] = {}
-        self._on_empty = on_empty  # called with a channel that lost its last listener
+    Args:
+        on_empty: called with a channel that lost its last listener.
+        on_first: called with a channel that gained its first listener.
+        on_error: called with the channel, inside the ``except``, when a listener raised.
+    """
+
+    __slots__ = ("_by_channel", "_on_first", "_on_empty", "_on_error", "_closed")
+
+    def __init__(
+        self,
+        on_empty: Callable[[str], None] | None = None,
+        *,
+        on_first: Callable[[str], None] | None = None,
+        on_error: Callable[[str], None] = _listener_failed,
+    ) -> None:
+        self._by_channel: dict[str, list[ListenerHandle[P]]] = {}
+        self._on_first, self._on_empty = on_first, on_empty
+        self._on_error = on_error
+        self._closed = False
 
     def __contains__(self, channel: str) -> bool:
         return channel in self._by_channel
@@ -144,12 +172,20 @@ class Listeners:
         """The channels that have listeners now."""
         return list(self._by_channel)
 
-    def add(self, channel: str, listener: Listener) -> ListenerHandle:
+    def add(self, channel: str, listener: Callable[[P], None]) -> ListenerHandle[P]:
+        """A new listener; its handle's ``close()`` removes it. After :meth:`clear`, a
+        handle that gets nothing."""
         handle = ListenerHandle(self, channel, listener)
-        self._by_channel.setdefault(channel, []).append(handle)
+        if self._closed:
+            handle._owner = None
+            return handle
+        handles = self._by_channel.setdefault(channel, [])
+        handles.append(handle)
+        if len(handles) == 1 and self._on_first is not None:
+            self._on_first(channel)
         return handle
 
-    def remove(self, handle: ListenerHandle) -> None:
+    def remove(self, handle: ListenerHandle[P]) -> None:
         handles = self._by_channel.get(handle.channel)
         if handles is not None and handle in handles:
             handles.remove(handle)
@@ -158,14 +194,21 @@ class Listeners:
                 if self._on_empty is not None:
                     self._on_empty(handle.channel)
 
-    def deliver(self, channel: str, entry: Entry[str]) -> None:
-        """Hand ``entry`` to every listener of ``channel``; one that raises is logged and
-        the others still get it."""
+    def deliver(self, channel: str, message: P) -> None:
+        """Hand ``message`` to every listener of ``channel`` now."""
         for handle in tuple(self._by_channel.get(channel, ())):
             try:
-                handle.listener(entry)
+                handle.listener(message)
             except Exception:
-                log.exception("listener of channel %r failed", channel)
+                self._on_error(channel)
+
+    def clear(self) -> None:
+        """Forget every listener and take no more (the owner closed)."""
+        self._closed = True
+        for handles in self._by_channel.values():
+            for handle in handles:
+                handle._owner = None
+        self._by_channel.clear()
 
 
 class Channels:
@@ -184,7 +227,7 @@ class Channels:
         self.store: HistoryStore[str] = HistoryStore(limits)
         self.stats = self.store.stats
         self._clock = clock
-        self._listeners = Listeners()
+        self._listeners: Listeners[Entry[str]] = Listeners()
 
     @property
     def channels(self) -> int:
@@ -213,7 +256,7 @@ class Channels:
         self._listeners.deliver(channel, entry)
         return entry
 
-    def listen(self, channel: str, listener: Listener) -> ListenerHandle:
+    def listen(self, channel: str, listener: Listener) -> ListenerHandle[Entry[str]]:
         """Call ``listener(entry)`` for every message published to ``channel`` from now on;
         ``close()`` the returned handle to stop."""
         return self._listeners.add(channel, listener)
