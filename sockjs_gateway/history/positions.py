@@ -57,6 +57,23 @@ class Start:
         """Resume after the last message seen (``position``)."""
         return cls(Mode.OFFSET, position.offset + 1, epoch=position.epoch)
 
+    @classmethod
+    def of(cls, since: Position | Start | str | None) -> Start:
+        """The starting point a subscriber asked for: None (live messages only), the
+        :class:`Position` of the last message seen (resume after it), a :class:`Start`,
+        or its ``x-stream-offset`` text.
+
+        Raises:
+            ValueError: a text that is not an ``x-stream-offset``.
+        """
+        if since is None:
+            return cls(Mode.NEXT)
+        if isinstance(since, Position):
+            return cls.after(since)
+        if isinstance(since, Start):
+            return since
+        return parse_stream_offset(since)
+
     def text(self) -> str:
         """The ``x-stream-offset`` form (without the epoch)."""
         if self.mode is Mode.OFFSET:

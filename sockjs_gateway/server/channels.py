@@ -32,12 +32,10 @@ from ..history import (
     ChannelHub,
     Closable,
     Entry,
-    Mode,
     Position,
     Start,
     Subscriber,
     check_channel,
-    parse_stream_offset,
 )
 from ..logs import refusal
 from ..protocol.state import SLOW_CONSUMER
@@ -95,16 +93,6 @@ class JsonEnvelope:
             ensure_ascii=False,
             separators=(",", ":"),
         )
-
-
-def _start(since: Since) -> Start:
-    if since is None:
-        return Start(Mode.NEXT)
-    if isinstance(since, Position):
-        return Start.after(since)
-    if isinstance(since, Start):
-        return since
-    return parse_stream_offset(since)
 
 
 class _Member(Subscriber[str]):
@@ -168,7 +156,7 @@ class SessionChannels:
                 to ``max_subscriptions`` channels already.
         """
         check_channel(channel)
-        start = _start(since)
+        start = Start.of(since)
         names = self._by_session.setdefault(session, set())
         if channel in names:
             self.unsubscribe(session, channel)
