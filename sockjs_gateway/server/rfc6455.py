@@ -244,13 +244,15 @@ class DirectWebSocket(asyncio.BufferedProtocol):
 
     # -- the one writer and the one reading switch ------------------------------------------
 
-    def _write(self, data: bytes) -> None:
-        """Every byte the server sends on this connection goes through here."""
+    def _write(self, data: bytes) -> bool:
+        """Every byte the server sends on this connection goes through here, and is
+        counted here; False if the connection is closing (nothing written)."""
         transport = self._transport
         if transport.is_closing():
-            return
+            return False
         transport.write(data)  # may call pause_writing(), which stops reading
         self._endpoint.stats.bytes_out += len(data)
+        return True
 
     def _follow_flow(self) -> None:
         """Read only while the client reads what we write and the handler keeps up."""
@@ -296,10 +298,7 @@ class DirectWebSocket(asyncio.BufferedProtocol):
         """Write one ready-made frame now if the client is reading (for broadcasts)."""
         if not self.frames_direct or self._paused or self._close_sent:
             return False
-        if self._transport.is_closing():
-            return False
-        self._write(frame)  # the one writer, which counts bytes_out
-        return True
+        return self._write(frame)
 
     def abort(self) -> None:
         self._transport.abort()
