@@ -23,6 +23,8 @@ __all__ = ["redis"]  # the module's redis-server fixture
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
+MAX_LINES = 40
+
 
 @pytest.mark.parametrize("transport", ["xhr-streaming", "xhr-polling"])
 async def test_the_demo_chat_over_two_workers(
@@ -43,7 +45,11 @@ async def test_the_demo_chat_over_two_workers(
                     "(t) => document.getElementById('transport').textContent === t",
                     arg=transport,
                 )
-            for i in range(12):
+            workers = set(children(process.pid))
+            # The kernel hands each new connection to either worker at random: send until
+            # both sessions were served by both workers, at most MAX_LINES (20 per tab: the
+            # chance that all of one tab's sends land on one worker is about 1 in 250,000).
+            for i in range(MAX_LINES):
                 tab = tabs[i % 2]
                 await tab.fill("input[name=text]", f"line {i} over {transport}")
                 await tab.press("input[name=text]", "Enter")
@@ -53,11 +59,12 @@ async def test_the_demo_chat_over_two_workers(
                         .get_by_text(f"line {i} over {transport}")
                         .wait_for(timeout=20000)
                     )
+                if i >= 3 and on_both(sessions_by_worker(log), workers):
+                    break
                 await asyncio.sleep(0.4)  # past the keep-alive: the next send connects anew
         finally:
             for tab in tabs:
                 await tab.context.close()
-        workers = set(children(process.pid))
         sessions = sessions_by_worker(log)
         assert len(sessions) == 2  # the two tabs' sessions
         for session, pids in sessions.items():
@@ -70,6 +77,11 @@ async def open_tab(browser: Any, url: str) -> Any:
     page = await (await browser.new_context()).new_page()
     await page.goto(url)
     return page
+
+
+def on_both(sessions: dict[str, set[int]], workers: set[int]) -> bool:
+    """Whether both tabs' sessions have been served by every worker."""
+    return len(sessions) == 2 and all(pids == workers for pids in sessions.values())
 
 
 def sessions_by_worker(log: Path) -> dict[str, set[int]]:
