@@ -1,12 +1,13 @@
-"""Fixtures of the backplane tests: a real redis-server per test, and :class:`Cluster`,
-which makes the nodes of one bus for whichever backend a test is parametrized with (the
-contract suite runs every test on both)."""
+"""Fixtures of the backplane tests: a real redis-server per test, an HTTP client, and
+:class:`Cluster`, which makes the nodes of one bus for whichever backend a test is
+parametrized with (the contract suite runs every test on both)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 import pytest_asyncio
 
@@ -31,6 +32,13 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
         yield server
     finally:
         server.kill()  # SIGKILL ends a paused (SIGSTOP) server too
+
+
+@pytest_asyncio.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """A client for the relay tests' raw SockJS requests; 20 s bounds a hung one."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as session:
+        yield session
 
 
 class Cluster:

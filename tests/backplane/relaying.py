@@ -6,24 +6,28 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
 from aiohttp import web
 
 from sockjs_gateway import SockJSOptions
-from sockjs_gateway.backplane import Backplane
+from sockjs_gateway.backplane import Backplane, MemoryBackplane, MemoryHub
 from tests.backplane.relay_app import OPTIONS, make_app
-from tests.backplane.servers import Node
+from tests.backplane.servers import Node, RedisServer
 
 __all__ = [
     "LocalNodes",
+    "memory_nodes",
+    "redis_nodes",
     "new_id",
+    "opened",
     "poll",
     "send",
-    "stream",
     "closes",
+    "close_of",
     "start_node",
     "wait_for",
 ]
@@ -62,6 +66,16 @@ class LocalNodes:
             await runner.cleanup()
 
 
+#: The method and query of each receiving transport's request.
+_REQUESTS = {
+    "xhr": ("POST", ""),
+    "jsonp": ("GET", "?c=cb"),
+    "xhr_streaming": ("POST", ""),
+    "eventsource": ("GET", ""),
+    "htmlfile": ("GET", "?c=cb"),
+}
+
+
 async def poll(
     http: aiohttp.ClientSession,
     base: str,
@@ -70,13 +84,18 @@ async def poll(
     prefix: str = "/echo",
     transport: str = "xhr",
 ) -> str:
-    """One polling request; its body."""
-    method = "GET" if transport == "jsonp" else "POST"
-    query = "?c=cb" if transport == "jsonp" else ""
-    url = f"{base}{prefix}/000/{sid}/{transport}{query}"
-    async with http.request(method, url) as response:
+    """One receiving request, polling or streaming (until the server ends it); its body."""
+    method, query = _REQUESTS[transport]
+    async with http.request(method, f"{base}{prefix}/000/{sid}/{transport}{query}") as response:
         assert response.status == 200, (response.status, await response.text())
         return await response.text()
+
+
+async def opened(http: aiohttp.ClientSession, base: str, *, prefix: str = "/echo") -> str:
+    """The id of a new session, opened (and so owned) by ``base``."""
+    sid = new_id()
+    assert await poll(http, base, sid, prefix=prefix) == "o\n"
+    return sid
 
 
 async def send(
@@ -93,27 +112,21 @@ async def send(
         return response.status, await response.text()
 
 
-async def stream(
-    http: aiohttp.ClientSession,
-    base: str,
-    sid: str,
-    *,
-    prefix: str = "/echo",
-    transport: str = "xhr_streaming",
-) -> str:
-    """A whole streaming response (until the server ends it)."""
-    method = "POST" if transport == "xhr_streaming" else "GET"
-    query = "?c=cb" if transport == "htmlfile" else ""
-    async with http.request(method, f"{base}{prefix}/000/{sid}/{transport}{query}") as response:
-        assert response.status == 200
-        return await response.text()
-
-
 async def closes(http: aiohttp.ClientSession, base: str) -> dict[str, list[object]]:
     """The closes recorded on one node."""
     async with http.get(f"{base}/closes") as response:
         result: dict[str, list[object]] = await response.json()
         return result
+
+
+async def close_of(http: aiohttp.ClientSession, base: str, sid: str) -> list[object]:
+    """The close that ``base`` (the session's owner) recorded for ``sid``, once it has."""
+
+    async def recorded() -> bool:
+        return sid in await closes(http, base)
+
+    await wait_for(recorded)
+    return (await closes(http, base))[sid]
 
 
 async def start_node(redis_url: str, log: Path, **env: str) -> Node:
@@ -129,3 +142,35 @@ async def wait_for(check: Callable[[], Awaitable[bool]], timeout: float = 15.0) 
     async with asyncio.timeout(timeout):
         while not await check():  # noqa: ASYNC110 (another process's state: no event)
             await asyncio.sleep(0.05)
+
+
+@asynccontextmanager
+async def memory_nodes(
+    options: SockJSOptions = OPTIONS, count: int = 2
+) -> AsyncIterator[LocalNodes]:
+    """``count`` in-process nodes sharing one :class:`MemoryHub`, closed on the way out."""
+    nodes = LocalNodes()
+    hub = MemoryHub()
+    try:
+        for _ in range(count):
+            await nodes.add(MemoryBackplane(hub), options)
+        yield nodes
+    finally:
+        await nodes.close()
+
+
+@asynccontextmanager
+async def redis_nodes(workdir: Path, count: int) -> AsyncIterator[tuple[RedisServer, list[Node]]]:
+    """A redis-server and ``count`` ``serve --redis`` processes on it (logs in ``workdir``),
+    all killed on the way out."""
+    redis = RedisServer(workdir)
+    redis.start()
+    started: list[Node] = []
+    try:
+        for index in range(count):
+            started.append(await start_node(redis.url, workdir / f"node{index}.log"))
+        yield redis, started
+    finally:
+        for node in started:
+            await node.kill()
+        redis.kill()

@@ -12,24 +12,20 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aiohttp
 import pytest
 import pytest_asyncio
 
-from sockjs_gateway.backplane import MemoryBackplane, MemoryHub
 from tests.backplane.relaying import (
-    LocalNodes,
-    closes,
+    close_of,
+    memory_nodes,
     new_id,
+    opened,
     poll,
+    redis_nodes,
     send,
-    start_node,
-    stream,
-    wait_for,
 )
-from tests.backplane.servers import Node, RedisServer
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -44,27 +40,11 @@ async def nodes(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Cluster]:
     if request.param == "memory":
-        hub = MemoryHub()
-        local = LocalNodes()
-        try:
-            for _ in range(3):
-                await local.add(MemoryBackplane(hub))
+        async with memory_nodes(count=3) as local:
             yield Cluster(local.urls)
-        finally:
-            await local.close()
         return
-    workdir: Path = tmp_path_factory.mktemp("relay")
-    redis = RedisServer(workdir)
-    redis.start()
-    started: list[Node] = []
-    try:
-        for index in range(3):
-            started.append(await start_node(redis.url, workdir / f"node{index}.log"))
+    async with redis_nodes(tmp_path_factory.mktemp("relay"), 3) as (_, started):
         yield Cluster([node.url for node in started])
-    finally:
-        for node in started:
-            await node.kill()
-        redis.kill()
 
 
 @pytest_asyncio.fixture(loop_scope="module")
@@ -77,8 +57,7 @@ async def test_open_send_poll_each_on_another_node(
     nodes: Cluster, http: aiohttp.ClientSession
 ) -> None:
     a, b, c = nodes.urls
-    sid = new_id()
-    assert await poll(http, a, sid) == "o\n"
+    sid = await opened(http, a)
     assert await send(http, b, sid, ["hello"]) == (204, "")
     assert await poll(http, c, sid) == 'a["hello"]\n'
 
@@ -87,8 +66,7 @@ async def test_ordered_messages_through_alternating_nodes(
     nodes: Cluster, http: aiohttp.ClientSession
 ) -> None:
     urls = nodes.urls
-    sid = new_id()
-    assert await poll(http, urls[0], sid) == "o\n"
+    sid = await opened(http, urls[0])
     received: list[str] = []
 
     async def receive() -> None:
@@ -114,8 +92,7 @@ async def test_404_for_a_send_to_an_unknown_session(
 ) -> None:
     a, b, _ = nodes.urls
     assert (await send(http, b, new_id(), ["x"]))[0] == 404
-    closed = new_id()  # owned by a, closed there: the owner's verdict is 404
-    assert await poll(http, a, closed, prefix="/close") == "o\n"
+    closed = await opened(http, a, prefix="/close")  # closed by a: the owner says 404
     assert (await send(http, b, closed, ["x"], prefix="/close"))[0] == 404
 
 
@@ -123,8 +100,7 @@ async def test_another_connection_still_open_across_nodes(
     nodes: Cluster, http: aiohttp.ClientSession
 ) -> None:
     a, b, c = nodes.urls
-    sid = new_id()
-    assert await poll(http, a, sid) == "o\n"
+    sid = await opened(http, a)
     first = asyncio.ensure_future(poll(http, b, sid))
     await asyncio.sleep(0.1)
     assert await poll(http, c, sid) == 'c[2010,"Another connection still open"]\n'
@@ -136,8 +112,7 @@ async def test_close_frame_replayed_on_another_node(
     nodes: Cluster, http: aiohttp.ClientSession
 ) -> None:
     a, b, c = nodes.urls
-    sid = new_id()
-    assert await poll(http, a, sid, prefix="/close") == "o\n"
+    sid = await opened(http, a, prefix="/close")
     assert await poll(http, b, sid, prefix="/close") == 'c[3000,"Go away!"]\n'
     assert await poll(http, c, sid, prefix="/close") == 'c[3000,"Go away!"]\n'
 
@@ -146,19 +121,14 @@ async def test_relayed_client_leaving_interrupts_the_session(
     nodes: Cluster, http: aiohttp.ClientSession
 ) -> None:
     a, b, c = nodes.urls
-    sid = new_id()
-    assert await poll(http, a, sid) == "o\n"
+    sid = await opened(http, a)
     waiting = asyncio.ensure_future(poll(http, b, sid))
     await asyncio.sleep(0.1)
     waiting.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiting
-
-    async def recorded() -> bool:
-        return sid in await closes(http, a)
-
-    await wait_for(recorded)  # the 1002 arrives through the relay
-    assert (await closes(http, a))[sid] == [1002, "Connection interrupted"]
+    # the 1002 arrives through the relay
+    assert await close_of(http, a, sid) == [1002, "Connection interrupted"]
     assert await poll(http, c, sid) == 'c[1002,"Connection interrupted"]\n'
 
 
@@ -166,10 +136,9 @@ async def test_streaming_recycles_after_response_limit_through_a_relay(
     nodes: Cluster, http: aiohttp.ClientSession
 ) -> None:
     a, b, c = nodes.urls
-    sid = new_id()
-    assert await poll(http, a, sid) == "o\n"
+    sid = await opened(http, a)
     big = "x" * 5000
-    streaming = asyncio.ensure_future(stream(http, b, sid))
+    streaming = asyncio.ensure_future(poll(http, b, sid, transport="xhr_streaming"))
     await asyncio.sleep(0.1)
     assert (await send(http, c, sid, [big]))[0] == 204
     body = await streaming  # ends by itself: past response_limit (4096 bytes)
@@ -182,14 +151,13 @@ async def test_framing_of_every_receiving_transport_through_a_relay(
     nodes: Cluster, http: aiohttp.ClientSession
 ) -> None:
     a, b, c = nodes.urls
-    sid = new_id()
-    assert await poll(http, a, sid, prefix="/close") == "o\n"
+    sid = await opened(http, a, prefix="/close")
     assert await poll(http, b, sid, prefix="/close", transport="jsonp") == (
         '/**/cb("c[3000,\\"Go away!\\"]");\r\n'
     )
-    events = await stream(http, c, sid, prefix="/close", transport="eventsource")
+    events = await poll(http, c, sid, prefix="/close", transport="eventsource")
     assert events == '\r\ndata: c[3000,"Go away!"]\r\n\r\n'
-    page = await stream(http, b, sid, prefix="/close", transport="htmlfile")
+    page = await poll(http, b, sid, prefix="/close", transport="htmlfile")
     assert page.endswith('<script>\np("c[3000,\\"Go away!\\"]");\n</script>\r\n')
 
 
@@ -197,8 +165,7 @@ async def test_heartbeats_arrive_through_a_relay(
     nodes: Cluster, http: aiohttp.ClientSession
 ) -> None:
     a, b, _ = nodes.urls
-    sid = new_id()
-    assert await poll(http, a, sid, prefix="/hb") == "o\n"
+    sid = await opened(http, a, prefix="/hb")
     assert await poll(http, b, sid, prefix="/hb") == "h\n"
 
 
@@ -206,13 +173,8 @@ async def test_session_expires_after_disconnect_delay(
     nodes: Cluster, http: aiohttp.ClientSession
 ) -> None:
     a, b, _ = nodes.urls
-    sid = new_id()
-    assert await poll(http, a, sid) == "o\n"
-
-    async def expired() -> bool:
-        return sid in await closes(http, a)
-
-    await wait_for(expired)  # disconnect_delay is 1 s
-    assert (await closes(http, a))[sid] == [1000, "Session timed out"]
+    sid = await opened(http, a)
+    # disconnect_delay is 1 s
+    assert await close_of(http, a, sid) == [1000, "Session timed out"]
     assert (await send(http, b, sid, ["x"]))[0] == 404
     assert await poll(http, b, sid) == "o\n"  # a fresh session, now owned by b

@@ -8,40 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import aiohttp
-import pytest_asyncio
 from aiohttp import web
 
-from sockjs_gateway import SockJSOptions
-from sockjs_gateway.backplane import MemoryBackplane, MemoryHub
 from sockjs_gateway.metrics import collector
 from sockjs_gateway.server.endpoint import ENDPOINTS
 from sockjs_gateway.server.relay import RelayStats
 from tests.backplane.relay_app import OPTIONS
-from tests.backplane.relaying import LocalNodes, closes, new_id, poll, send, wait_for
-
-
-async def _nodes(options: SockJSOptions, count: int = 2) -> LocalNodes:
-    hub = MemoryHub()
-    nodes = LocalNodes()
-    for _ in range(count):
-        await nodes.add(MemoryBackplane(hub), options)
-    return nodes
-
-
-@pytest_asyncio.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as session:
-        yield session
+from tests.backplane.relaying import close_of, memory_nodes, new_id, opened, poll, send, wait_for
 
 
 async def test_past_max_relays_a_relayed_request_gets_503(http: aiohttp.ClientSession) -> None:
-    nodes = await _nodes(replace(OPTIONS, max_relays=2))
-    a, b = nodes.urls
-    try:
+    async with memory_nodes(replace(OPTIONS, max_relays=2)) as nodes:
+        a, b = nodes.urls
         ids = [new_id() for _ in range(3)]
         for sid in ids:
             assert await poll(http, a, sid) == "o\n"
@@ -53,22 +34,16 @@ async def test_past_max_relays_a_relayed_request_gets_503(http: aiohttp.ClientSe
         for sid in ids[:2]:
             assert (await send(http, a, sid, ["x"]))[0] == 204
         assert [await w for w in waiting] == ['a["x"]\n', 'a["x"]\n']
-    finally:
-        await nodes.close()
 
 
 async def test_a_relayed_body_over_max_message_bytes_gets_413_from_the_relaying_node(
     http: aiohttp.ClientSession,
 ) -> None:
-    nodes = await _nodes(replace(OPTIONS, max_message_bytes=1000))
-    a, b = nodes.urls
-    try:
-        sid = new_id()
-        assert await poll(http, a, sid) == "o\n"
+    async with memory_nodes(replace(OPTIONS, max_message_bytes=1000)) as nodes:
+        a, b = nodes.urls
+        sid = await opened(http, a)
         assert await send(http, b, sid, ["x" * 2000]) == (413, "Payload too large.")
         assert (await send(http, b, sid, ["x" * 500]))[0] == 204
-    finally:
-        await nodes.close()
 
 
 async def test_a_relayed_stream_whose_client_does_not_read_is_a_slow_consumer(
@@ -82,11 +57,9 @@ async def test_a_relayed_stream_whose_client_does_not_read_is_a_slow_consumer(
         max_queued_bytes=1 << 30,
         max_queued_messages=1 << 20,
     )
-    nodes = await _nodes(options)
-    a, b = nodes.urls
-    try:
-        sid = new_id()
-        assert await poll(http, a, sid) == "o\n"
+    async with memory_nodes(options) as nodes:
+        a, b = nodes.urls
+        sid = await opened(http, a)
         port = int(b.rsplit(":", 1)[1])
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(
@@ -97,20 +70,14 @@ async def test_a_relayed_stream_whose_client_does_not_read_is_a_slow_consumer(
         chunk = "y" * 100_000
         for _ in range(100):  # 10 MB: more than loopback buffers and the window hold
             assert (await send(http, a, sid, [chunk]))[0] == 204
-
-        async def closed() -> bool:
-            return sid in await closes(http, a)
-
-        await wait_for(closed)  # send_time_limit after the window filled
-        assert (await closes(http, a))[sid] == [4500, "Slow consumer"]
+        # send_time_limit after the window filled
+        assert await close_of(http, a, sid) == [4500, "Slow consumer"]
 
         async def cut_off() -> bool:  # the relaying node aborted its client's connection
             return reader.at_eof() or bool(await _drain(reader))
 
         await wait_for(cut_off)
         writer.close()
-    finally:
-        await nodes.close()
 
 
 async def _drain(reader: asyncio.StreamReader) -> bool:
@@ -127,41 +94,31 @@ async def _drain(reader: asyncio.StreamReader) -> bool:
 
 
 async def test_jsonp_send_is_relayed_as_a_form(http: aiohttp.ClientSession) -> None:
-    nodes = await _nodes(OPTIONS)
-    a, b = nodes.urls
-    try:
-        sid = new_id()
-        assert await poll(http, a, sid) == "o\n"
+    async with memory_nodes() as nodes:
+        a, b = nodes.urls
+        sid = await opened(http, a)
         url = f"{b}/echo/000/{sid}/jsonp_send"
         async with http.post(url, data={"d": json.dumps(["via form"])}) as response:
             assert (response.status, await response.text()) == (200, "ok")
         async with http.post(url, data=b"") as response:
             assert (response.status, await response.text()) == (500, "Payload expected.")
         assert await poll(http, b, sid, transport="jsonp") == '/**/cb("a[\\"via form\\"]");\r\n'
-    finally:
-        await nodes.close()
 
 
 async def test_relay_off_keeps_sessions_on_the_node_they_reached(
     http: aiohttp.ClientSession,
 ) -> None:
-    nodes = await _nodes(replace(OPTIONS, relay=False))
-    a, b = nodes.urls
-    try:
-        sid = new_id()
-        assert await poll(http, a, sid) == "o\n"
+    async with memory_nodes(replace(OPTIONS, relay=False)) as nodes:
+        a, b = nodes.urls
+        sid = await opened(http, a)
         assert (await send(http, b, sid, ["x"]))[0] == 404  # sticky routing expected
         assert await poll(http, b, sid) == "o\n"  # a second, separate session
-    finally:
-        await nodes.close()
 
 
 async def test_relayed_requests_and_bytes_are_counted(http: aiohttp.ClientSession) -> None:
-    nodes = await _nodes(OPTIONS)
-    a, b = nodes.urls
-    try:
-        sid = new_id()
-        assert await poll(http, a, sid) == "o\n"
+    async with memory_nodes() as nodes:
+        a, b = nodes.urls
+        sid = await opened(http, a)
         assert (await send(http, b, sid, ["counted"]))[0] == 204
         assert await poll(http, b, sid) == 'a["counted"]\n'
         owner, relaying = (_relay_stats(app) for app in nodes.apps)
@@ -177,8 +134,6 @@ async def test_relayed_requests_and_bytes_are_counted(http: aiohttp.ClientSessio
         assert exposed["sockjs_relayed_requests_total"] == 2
         assert exposed["sockjs_relayed_bytes_total"] == relaying.bytes
         assert exposed["sockjs_relay_failures_total"] == 0
-    finally:
-        await nodes.close()
 
 
 async def test_bytes_out_counts_a_relayed_poll_once_on_the_owner(
@@ -186,9 +141,8 @@ async def test_bytes_out_counts_a_relayed_poll_once_on_the_owner(
 ) -> None:
     """``sockjs_bytes_out_total`` counts a session's frames on the node that holds the
     session, whichever node's client read them, so a cluster's sum is what clients got."""
-    nodes = await _nodes(OPTIONS)
-    a, b = nodes.urls
-    try:
+    async with memory_nodes() as nodes:
+        a, b = nodes.urls
         sid = new_id()
         bodies = [await poll(http, a, sid)]
         assert (await send(http, b, sid, ["counted"]))[0] == 204
@@ -205,8 +159,6 @@ async def test_bytes_out_counts_a_relayed_poll_once_on_the_owner(
         ]
         owner, relaying = (app[ENDPOINTS][0].stats for app in nodes.apps)
         assert (owner.bytes_out, relaying.bytes_out) == (sum(map(len, bodies)), 0)
-    finally:
-        await nodes.close()
 
 
 def _relay_stats(app: web.Application) -> RelayStats:
@@ -218,11 +170,9 @@ def _relay_stats(app: web.Application) -> RelayStats:
 async def test_a_relayed_stream_longer_than_the_window_flows_on_acknowledgements(
     http: aiohttp.ClientSession,
 ) -> None:
-    nodes = await _nodes(replace(OPTIONS, relay_window=4096, response_limit=1 << 20))
-    a, b = nodes.urls
-    try:
-        sid = new_id()
-        assert await poll(http, a, sid) == "o\n"
+    async with memory_nodes(replace(OPTIONS, relay_window=4096, response_limit=1 << 20)) as nodes:
+        a, b = nodes.urls
+        sid = await opened(http, a)
         expected = [f"{index:03d}" + "z" * 1000 for index in range(100)]  # 100 KB
         async with http.post(f"{b}/echo/000/{sid}/xhr_streaming") as response:
             assert (await response.content.readline()) == b"h" * 2048 + b"\n"
@@ -234,5 +184,3 @@ async def test_a_relayed_stream_longer_than_the_window_flows_on_acknowledgements
                 assert line.startswith(b"a["), line
                 received += json.loads(line[1:])
         assert received == expected
-    finally:
-        await nodes.close()

@@ -14,7 +14,15 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from tests.backplane.relaying import closes, new_id, poll, send, start_node, stream, wait_for
+from tests.backplane.relaying import (
+    close_of,
+    new_id,
+    opened,
+    poll,
+    redis_nodes,
+    send,
+    wait_for,
+)
 from tests.backplane.servers import Node, RedisServer
 
 OWNER_UNREACHABLE = 'c[1011,"Session owner unreachable"]'
@@ -29,33 +37,16 @@ class Pair:
 
 @pytest_asyncio.fixture
 async def pair(tmp_path: Path) -> AsyncIterator[Pair]:
-    redis = RedisServer(tmp_path)
-    redis.start()
-    nodes: list[Node] = []
-    try:
-        for index in range(2):
-            nodes.append(await start_node(redis.url, tmp_path / f"node{index}.log"))
+    async with redis_nodes(tmp_path, 2) as (redis, nodes):
         yield Pair(redis, nodes)
-    finally:
-        for node in nodes:
-            await node.kill()
-        redis.kill()
-
-
-@pytest_asyncio.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as session:
-        yield session
 
 
 async def test_owner_killed_ends_relayed_requests_with_a_close_frame(
     pair: Pair, http: aiohttp.ClientSession
 ) -> None:
-    polled, streamed = new_id(), new_id()
-    assert await poll(http, pair.a, polled) == "o\n"
-    assert await poll(http, pair.a, streamed) == "o\n"
+    polled, streamed = await opened(http, pair.a), await opened(http, pair.a)
     waiting = asyncio.ensure_future(poll(http, pair.b, polled))
-    streaming = asyncio.ensure_future(stream(http, pair.b, streamed))
+    streaming = asyncio.ensure_future(poll(http, pair.b, streamed, transport="xhr_streaming"))
     await asyncio.sleep(0.3)
     await pair.nodes[0].kill()
     assert await asyncio.wait_for(waiting, 15) == OWNER_UNREACHABLE + "\n"
@@ -67,19 +58,13 @@ async def test_owner_killed_ends_relayed_requests_with_a_close_frame(
 async def test_relaying_node_killed_interrupts_the_session_on_its_owner(
     pair: Pair, http: aiohttp.ClientSession
 ) -> None:
-    sid = new_id()
-    assert await poll(http, pair.a, sid) == "o\n"
+    sid = await opened(http, pair.a)
     waiting = asyncio.ensure_future(poll(http, pair.b, sid))
     await asyncio.sleep(0.3)
     await pair.nodes[1].kill()
     with pytest.raises(aiohttp.ClientError):
         await waiting
-
-    async def closed() -> bool:
-        return sid in await closes(http, pair.a)
-
-    await wait_for(closed)
-    assert (await closes(http, pair.a))[sid] == [1002, "Connection interrupted"]
+    assert await close_of(http, pair.a, sid) == [1002, "Connection interrupted"]
     assert await poll(http, pair.a, sid) == 'c[1002,"Connection interrupted"]\n'
 
 
@@ -116,9 +101,7 @@ class Poller:
 async def test_redis_outage_keeps_local_sessions_and_fails_relays_fast(
     pair: Pair, http: aiohttp.ClientSession
 ) -> None:
-    local, relayed = new_id(), new_id()
-    assert await poll(http, pair.a, local) == "o\n"
-    assert await poll(http, pair.a, relayed) == "o\n"
+    local, relayed = await opened(http, pair.a), await opened(http, pair.a)
     client = Poller(http, pair.a, local)
     try:
         assert (await send(http, pair.a, local, ["0", "1"]))[0] == 204
@@ -128,12 +111,7 @@ async def test_redis_outage_keeps_local_sessions_and_fails_relays_fast(
         pair.redis.kill()
         # The relayed poll ends with the close frame; the owner interrupts its session.
         assert await asyncio.wait_for(waiting, 15) == OWNER_UNREACHABLE + "\n"
-
-        async def interrupted() -> bool:
-            return relayed in await closes(http, pair.a)
-
-        await wait_for(interrupted)
-        assert (await closes(http, pair.a))[relayed] == [1002, "Connection interrupted"]
+        assert await close_of(http, pair.a, relayed) == [1002, "Connection interrupted"]
         # A send that would need the directory gets 503 at once.
         assert await send(http, pair.b, local, ["lost"]) == (503, "Session relay unavailable.")
         # The local session goes on.
@@ -142,8 +120,7 @@ async def test_redis_outage_keeps_local_sessions_and_fails_relays_fast(
         # A new session opens on the node it reached, without a claim.
         assert await poll(http, pair.b, new_id()) == "o\n"
         pair.redis.start()
-        fresh = new_id()
-        assert await poll(http, pair.a, fresh) == "o\n"
+        fresh = await opened(http, pair.a)
         fresh_client = Poller(http, pair.a, fresh)
         try:
 
