@@ -7,14 +7,24 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from aiohttp import ClientWebSocketResponse
+
     from sockjs_gateway.server.endpoint import Endpoint
     from sockjs_gateway.server.hooks import SessionRecord
     from sockjs_gateway.server.session import Session
 
-__all__ = ["TIMEOUT", "NO_CACHE", "wait_until", "kept", "assert_forgotten", "Publisher"]
+__all__ = [
+    "TIMEOUT",
+    "NO_CACHE",
+    "wait_until",
+    "receive_text",
+    "kept",
+    "assert_forgotten",
+    "Publisher",
+]
 
 #: The bound on any one wait in a test: far above what a healthy run needs, so reaching
 #: it means a hang, not a slow machine.
@@ -33,6 +43,16 @@ async def wait_until(predicate: Callable[[], object], timeout: float = TIMEOUT) 
     async with asyncio.timeout(timeout):
         while not predicate():  # noqa: ASYNC110
             await asyncio.sleep(0.01)
+
+
+async def receive_text(ws: ClientWebSocketResponse[Any], timeout: float = TIMEOUT) -> str:
+    """The next WebSocket message, which must be a text frame."""
+    from aiohttp import WSMsgType
+
+    msg = await ws.receive(timeout=timeout)
+    assert msg.type is WSMsgType.TEXT, msg
+    data: str = msg.data
+    return data
 
 
 def kept(endpoint: Endpoint, sessions: Iterable[Session]) -> list[tuple[Session, SessionRecord]]:

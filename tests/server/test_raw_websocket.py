@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
-from aiohttp import ClientWebSocketResponse, WSMsgType, WSServerHandshakeError
+from aiohttp import WSMsgType, WSServerHandshakeError
 
 from tests.conftest import MakeEndpoint, RecordingHandler
+from tests.helpers import receive_text
 
 RAW_URL = "/sockjs/websocket"
-
-
-async def receive_text(ws: ClientWebSocketResponse[Any], timeout: float = 5.0) -> str:
-    msg = await ws.receive(timeout=timeout)
-    assert msg.type is WSMsgType.TEXT, msg
-    data: str = msg.data
-    return data
 
 
 @pytest.mark.parametrize(

@@ -4,30 +4,34 @@ frames, against a real server and aiohttp's WebSocket client."""
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-from aiohttp import ClientWebSocketResponse, WSMsgType, WSServerHandshakeError
+from aiohttp import ClientWebSocketResponse, WSMsgType, WSServerHandshakeError, web
+from aiohttp.test_utils import TestClient
 
 from tests.conftest import MakeEndpoint, RecordingHandler
-from tests.helpers import wait_until
+from tests.helpers import receive_text, wait_until
 
 WS_URL = "/sockjs/000/{}/websocket"
+Client = TestClient[web.Request, web.Application]
 
 
-async def receive_frame(ws: ClientWebSocketResponse[Any], timeout: float = 5.0) -> str:
-    """The next text frame; fails on anything else."""
-    msg = await ws.receive(timeout=timeout)
-    assert msg.type is WSMsgType.TEXT, msg
-    data: str = msg.data
-    return data
+@asynccontextmanager
+async def opened(client: Client, session: str) -> AsyncIterator[ClientWebSocketResponse[Any]]:
+    """A SockJS WebSocket of session ``session``, past its open frame."""
+    async with client.ws_connect(WS_URL.format(session)) as ws:
+        assert await receive_text(ws) == "o"
+        yield ws
 
 
 async def receive_messages(ws: ClientWebSocketResponse[Any], count: int) -> list[str]:
     """Decode ``a[...]`` frames (skipping heartbeats) until ``count`` messages arrived."""
     messages: list[str] = []
     while len(messages) < count:
-        frame = await receive_frame(ws)
+        frame = await receive_text(ws)
         if frame == "h":
             continue
         assert frame.startswith("a["), frame
@@ -35,36 +39,26 @@ async def receive_messages(ws: ClientWebSocketResponse[Any], count: int) -> list
     return messages
 
 
-async def test_open_frame_then_echo_of_an_array(make_endpoint: MakeEndpoint) -> None:
+@pytest.mark.parametrize(
+    ("frames", "messages"),
+    [
+        pytest.param(['["a","b"]'], ["a", "b"], id="an-array-is-each-of-its-messages"),
+        pytest.param(['"x"'], ["x"], id="a-bare-json-string-is-one-message"),
+        pytest.param(["", "[]", '["after"]'], ["after"], id="empty-frame-and-array-are-ignored"),
+    ],
+)
+async def test_messages_are_heard_and_echoed(
+    make_endpoint: MakeEndpoint, frames: list[str], messages: list[str]
+) -> None:
     handler = RecordingHandler()
     client, _ = await make_endpoint(handler)
-    async with client.ws_connect(WS_URL.format("abc")) as ws:
-        assert await receive_frame(ws) == "o"
-        await ws.send_str('["a","b"]')
-        assert await receive_messages(ws, 2) == ["a", "b"]
-    messages = await handler.wait_for("message", 2)
-    assert [event[2] for event in messages] == ["a", "b"]
-
-
-async def test_bare_json_string_is_one_message(make_endpoint: MakeEndpoint) -> None:
-    client, _ = await make_endpoint()
-    async with client.ws_connect(WS_URL.format("bare")) as ws:
-        assert await receive_frame(ws) == "o"
-        await ws.send_str('"x"')
-        assert await receive_frame(ws) == 'a["x"]'
-
-
-async def test_empty_frame_and_empty_array_are_ignored(make_endpoint: MakeEndpoint) -> None:
-    handler = RecordingHandler()
-    client, _ = await make_endpoint(handler)
-    async with client.ws_connect(WS_URL.format("empty")) as ws:
-        assert await receive_frame(ws) == "o"
-        await ws.send_str("")
-        await ws.send_str("[]")
-        await ws.send_str('["after"]')
-        assert await receive_frame(ws) == 'a["after"]'
+    async with opened(client, "echo") as ws:
+        for frame in frames:
+            await ws.send_str(frame)
+        assert await receive_messages(ws, len(messages)) == messages
         assert not ws.closed
-    assert [event[2] for event in handler.of_kind("message")] == ["after"]
+    heard = await handler.wait_for("message", len(messages))
+    assert [event[2] for event in heard] == messages
 
 
 @pytest.mark.parametrize(
@@ -76,8 +70,7 @@ async def test_bad_frame_closes_with_1007(
 ) -> None:
     handler = RecordingHandler()
     client, _ = await make_endpoint(handler)
-    async with client.ws_connect(WS_URL.format("bad")) as ws:
-        assert await receive_frame(ws) == "o"
+    async with opened(client, "bad") as ws:
         await ws.send_str(payload)
         msg = await ws.receive(timeout=5)
         assert msg.type is WSMsgType.CLOSE
@@ -91,8 +84,7 @@ async def test_bad_frame_closes_with_1007(
 async def test_binary_frame_closes_with_1003(make_endpoint: MakeEndpoint) -> None:
     handler = RecordingHandler()
     client, _ = await make_endpoint(handler)
-    async with client.ws_connect(WS_URL.format("bin")) as ws:
-        assert await receive_frame(ws) == "o"
+    async with opened(client, "bin") as ws:
         await ws.send_bytes(b'["a"]')
         msg = await ws.receive(timeout=5)
         assert msg.type is WSMsgType.CLOSE
@@ -109,17 +101,17 @@ async def test_two_sockets_may_share_a_session_id(make_endpoint: MakeEndpoint) -
         client.ws_connect(WS_URL.format("same")) as first,
         client.ws_connect(WS_URL.format("same")) as second,
     ):
-        assert await receive_frame(first) == "o"
-        assert await receive_frame(second) == "o"
+        assert await receive_text(first) == "o"
+        assert await receive_text(second) == "o"
         await first.send_str('["one"]')
         await second.send_str('["two"]')
-        assert await receive_frame(first) == 'a["one"]'
-        assert await receive_frame(second) == 'a["two"]'
+        assert await receive_text(first) == 'a["one"]'
+        assert await receive_text(second) == 'a["two"]'
         # Neither got the other's echo: the next frame on each is its own next echo.
         await first.send_str('["one-again"]')
         await second.send_str('["two-again"]')
-        assert await receive_frame(first) == 'a["one-again"]'
-        assert await receive_frame(second) == 'a["two-again"]'
+        assert await receive_text(first) == 'a["one-again"]'
+        assert await receive_text(second) == 'a["two-again"]'
     opened = await handler.wait_for("open", 2)
     assert opened[0][1] is not opened[1][1]
     assert {event[1].id for event in opened} == {"same"}
@@ -128,8 +120,7 @@ async def test_two_sockets_may_share_a_session_id(make_endpoint: MakeEndpoint) -
 async def test_client_close_reaches_on_close_with_its_code(make_endpoint: MakeEndpoint) -> None:
     handler = RecordingHandler()
     client, endpoint = await make_endpoint(handler)
-    async with client.ws_connect(WS_URL.format("bye")) as ws:
-        assert await receive_frame(ws) == "o"
+    async with opened(client, "bye") as ws:
         await handler.wait_for("open")
         await ws.close(code=4001, message=b"done")
     closes = await handler.wait_for("close")
@@ -142,11 +133,10 @@ async def test_client_close_reaches_on_close_with_its_code(make_endpoint: MakeEn
 async def test_server_close_sends_close_frame_then_closes(make_endpoint: MakeEndpoint) -> None:
     handler = RecordingHandler()
     client, _ = await make_endpoint(handler)
-    async with client.ws_connect(WS_URL.format("kick")) as ws:
-        assert await receive_frame(ws) == "o"
+    async with opened(client, "kick") as ws:
         (_, session), *_ = await handler.wait_for("open")
         session.close(3000, "Go away!")
-        assert await receive_frame(ws) == 'c[3000,"Go away!"]'
+        assert await receive_text(ws) == 'c[3000,"Go away!"]'
         msg = await ws.receive(timeout=5)
         assert msg.type is WSMsgType.CLOSE
     closes = await handler.wait_for("close")
@@ -156,21 +146,19 @@ async def test_server_close_sends_close_frame_then_closes(make_endpoint: MakeEnd
 async def test_messages_sent_before_close_arrive_first(make_endpoint: MakeEndpoint) -> None:
     handler = RecordingHandler()
     client, _ = await make_endpoint(handler)
-    async with client.ws_connect(WS_URL.format("order")) as ws:
-        assert await receive_frame(ws) == "o"
+    async with opened(client, "order") as ws:
         (_, session), *_ = await handler.wait_for("open")
         assert session.send("last words")
         session.close()
-        frames = [await receive_frame(ws), await receive_frame(ws)]
+        frames = [await receive_text(ws), await receive_text(ws)]
         assert frames == ['a["last words"]', 'c[3000,"Go away!"]']
 
 
 async def test_heartbeat_when_idle(make_endpoint: MakeEndpoint) -> None:
     client, _ = await make_endpoint(heartbeat_delay=0.2)
-    async with client.ws_connect(WS_URL.format("hb")) as ws:
-        assert await receive_frame(ws) == "o"
-        assert await receive_frame(ws, timeout=3) == "h"
-        assert await receive_frame(ws, timeout=3) == "h"
+    async with opened(client, "hb") as ws:
+        assert await receive_text(ws, timeout=3) == "h"
+        assert await receive_text(ws, timeout=3) == "h"
         await ws.send_str('["still here"]')
         assert await receive_messages(ws, 1) == ["still here"]
 
@@ -178,8 +166,7 @@ async def test_heartbeat_when_idle(make_endpoint: MakeEndpoint) -> None:
 async def test_oversized_message_closes_with_1009(make_endpoint: MakeEndpoint) -> None:
     handler = RecordingHandler()
     client, _ = await make_endpoint(handler, max_message_bytes=100)
-    async with client.ws_connect(WS_URL.format("big")) as ws:
-        assert await receive_frame(ws) == "o"
+    async with opened(client, "big") as ws:
         await ws.send_str(json.dumps(["x" * 50]))
         assert await receive_messages(ws, 1) == ["x" * 50]
         await ws.send_str(json.dumps(["x" * 200]))
