@@ -12,7 +12,7 @@ from aiohttp import ClientResponse
 
 from tests.conftest import MakeEndpoint
 from tests.helpers import NO_CACHE, TIMEOUT
-from tests.server.test_streaming import event_frame
+from tests.server.test_streaming import ROW, event_frame
 
 
 async def read_event(response: ClientResponse) -> bytes:
@@ -37,9 +37,7 @@ async def test_percent_and_newline_are_escaped(make_endpoint: MakeEndpoint) -> N
     tricky = "100%25 of %\nnext line\r\n%0A\u2028"
     client, _ = await make_endpoint()
     async with asyncio.timeout(TIMEOUT):
-        stream = await client.get("/sockjs/000/e3/eventsource")
-        assert await stream.content.readexactly(2) == b"\r\n"
-        assert await read_event(stream) == b"data: o\r\n\r\n"
+        stream = await ROW["eventsource"].open(client, "e3")
         sent = await client.post("/sockjs/000/e3/xhr_send", data=json.dumps(["50% off\nnow"]))
         assert sent.status == 204
         # "%" is percent-escaped (the client runs decodeURI); the newline is a JSON escape.

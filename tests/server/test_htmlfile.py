@@ -13,7 +13,7 @@ from aiohttp import ClientResponse
 
 from tests.conftest import MakeEndpoint
 from tests.helpers import NO_CACHE, TIMEOUT
-from tests.server.test_streaming import script_frame
+from tests.server.test_streaming import ROW, script_frame
 
 CLOSING = b"</script>\r\n"
 
@@ -48,9 +48,7 @@ async def test_message_cannot_close_the_script_element(make_endpoint: MakeEndpoi
     attack = "</script><script>alert(1)</script><!-- & </SCRIPT >"
     client, _ = await make_endpoint()
     async with asyncio.timeout(TIMEOUT):
-        stream = await client.get("/sockjs/000/h3/htmlfile?c=cb")
-        await read_prelude(stream)
-        await read_script(stream)
+        stream = await ROW["htmlfile"].open(client, "h3")
         sent = await client.post("/sockjs/000/h3/xhr_send", data=json.dumps([attack]))
         assert sent.status == 204
         script = await read_script(stream)

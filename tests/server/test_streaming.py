@@ -102,6 +102,9 @@ ROWS = [
     ),
 ]
 
+#: The rows by transport name, for the modules of one transport.
+ROW = {row.name: row for row in ROWS}
+
 pytestmark = pytest.mark.parametrize("row", ROWS, ids=[row.name for row in ROWS])
 
 
