@@ -12,7 +12,7 @@ from aiohttp import ClientResponse
 
 from tests.conftest import MakeEndpoint
 from tests.helpers import NO_CACHE, TIMEOUT
-from tests.server.test_streaming import ROW, event_frame
+from tests.server.test_streaming import ROW, event_frame, xhr_send
 
 
 async def read_event(response: ClientResponse) -> bytes:
@@ -38,12 +38,10 @@ async def test_percent_and_newline_are_escaped(make_endpoint: MakeEndpoint) -> N
     client, _ = await make_endpoint()
     async with asyncio.timeout(TIMEOUT):
         stream = await ROW["eventsource"].open(client, "e3")
-        sent = await client.post("/sockjs/000/e3/xhr_send", data=json.dumps(["50% off\nnow"]))
-        assert sent.status == 204
+        await xhr_send(client, "e3", "50% off\nnow")
         # "%" is percent-escaped (the client runs decodeURI); the newline is a JSON escape.
         assert await read_event(stream) == b'data: a["50%25 off\\nnow"]\r\n\r\n'
-        sent = await client.post("/sockjs/000/e3/xhr_send", data=json.dumps([tricky]))
-        assert sent.status == 204
+        await xhr_send(client, "e3", tricky)
         frame = event_frame(await read_event(stream))
         stream.close()
     assert frame.startswith("a")

@@ -13,7 +13,7 @@ from aiohttp import ClientResponse
 
 from tests.conftest import MakeEndpoint
 from tests.helpers import NO_CACHE, TIMEOUT
-from tests.server.test_streaming import ROW, script_frame
+from tests.server.test_streaming import ROW, script_frame, xhr_send
 
 CLOSING = b"</script>\r\n"
 
@@ -49,8 +49,7 @@ async def test_message_cannot_close_the_script_element(make_endpoint: MakeEndpoi
     client, _ = await make_endpoint()
     async with asyncio.timeout(TIMEOUT):
         stream = await ROW["htmlfile"].open(client, "h3")
-        sent = await client.post("/sockjs/000/h3/xhr_send", data=json.dumps([attack]))
-        assert sent.status == 204
+        await xhr_send(client, "h3", attack)
         script = await read_script(stream)
         stream.close()
     # The only "</script" is the wrapper's own closing tag at the very end.

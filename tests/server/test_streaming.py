@@ -46,6 +46,12 @@ def script_frame(script: bytes) -> str:
     return literal
 
 
+async def xhr_send(client: Client, session_id: str, *messages: str) -> None:
+    """``messages`` to session ``session_id`` in one ``xhr_send``, which answers 204."""
+    sent = await client.post(f"/sockjs/000/{session_id}/xhr_send", data=json.dumps(messages))
+    assert sent.status == 204
+
+
 @dataclass(frozen=True)
 class Row:
     """One streaming transport, as a client reads it."""
@@ -115,8 +121,7 @@ async def test_open_frame_then_frames_as_they_are_sent(
     async with asyncio.timeout(TIMEOUT):
         stream = await row.open(client, "s1")
         for text in ("one", "two"):
-            sent = await client.post("/sockjs/000/s1/xhr_send", data=json.dumps([text]))
-            assert sent.status == 204
+            await xhr_send(client, "s1", text)
             assert await row.frame(stream) == f'a["{text}"]'
         stream.close()
     assert stream.headers["Content-Type"] == row.content_type
