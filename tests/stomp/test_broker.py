@@ -10,7 +10,14 @@ import pytest
 
 from sockjs_gateway.exceptions import LocalProtocolError
 from sockjs_gateway.handler import ConnectionInfo
-from sockjs_gateway.stomp import AppMessage, Broker, ConnectRequest, Payload, StompOptions
+from sockjs_gateway.stomp import (
+    AppMessage,
+    Broker,
+    ConnectRequest,
+    Frame,
+    Payload,
+    StompOptions,
+)
 from tests.stomp.helpers import BrokerPeer, wire
 
 
@@ -156,13 +163,19 @@ async def test_unsubscribe_redelivers_unacked() -> None:
     assert b.bodies() == ["m"]
 
 
-async def test_client_mode_ack_is_cumulative() -> None:
-    broker = Broker()
+async def three_unsettled(broker: Broker) -> tuple[BrokerPeer, BrokerPeer, list[Frame]]:
+    """Peer ``a`` holding "1", "2" and "3" of ``/queue/q`` unsettled in client mode (the
+    MESSAGE frames), and peer ``b``, connected and not subscribed."""
     a, b, sender = await peers(broker, 3)
     await a.subscribe("/queue/q", ack="client")
     for body in "123":
         await sender.publish("/queue/q", body)
-    messages = a.take("MESSAGE")
+    return a, b, a.take("MESSAGE")
+
+
+async def test_client_mode_ack_is_cumulative() -> None:
+    broker = Broker()
+    a, b, messages = await three_unsettled(broker)
     await a.do(wire("ACK", {"id": messages[1].get("ack") or ""}))  # acks "1" and "2"
     assert list(a.client.subscriptions["0"].unacked) == [messages[2].get("ack")]
     broker.detach(a.client)
@@ -172,11 +185,7 @@ async def test_client_mode_ack_is_cumulative() -> None:
 
 async def test_client_mode_nack_is_cumulative() -> None:
     broker = Broker()
-    a, b, sender = await peers(broker, 3)
-    await a.subscribe("/queue/q", ack="client")
-    for body in "123":
-        await sender.publish("/queue/q", body)
-    messages = a.take("MESSAGE")
+    a, b, messages = await three_unsettled(broker)
     await b.subscribe("/queue/q")
     await a.do(wire("NACK", {"id": messages[1].get("ack") or ""}))
     assert sorted(a.bodies() + b.bodies()) == ["1", "2"]
