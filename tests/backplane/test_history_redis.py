@@ -180,10 +180,7 @@ async def test_a_redis_restart_changes_the_epoch_and_clients_are_told(
 ) -> None:
     a, b = nodes
     async with ClientSession(a.url) as to_a, ClientSession(b.url) as to_b:
-        live = sockjs(to_a, "websocket")
-        await live.open()
-        await live.send(json.dumps({"subscribe": "news"}))
-        await live.next_frame(TIMEOUT)
+        live = await subscribed(to_a, "news")
         b.endpoint.publish("news", "before")
         [before] = await read_until(live, "before")
         redis_server.kill()  # no persistence: the streams and epochs are gone
@@ -223,6 +220,16 @@ async def _published(hub: RedisChannels, channel: str, count: int) -> None:
 def sockjs(session: ClientSession, transport: str) -> SockJSClient:
     """A wire-level SockJS client of the node ``session`` is bound to."""
     return SockJSClient(cast("TestClient[Any, Any]", _Client(session)), transport)
+
+
+async def subscribed(session: ClientSession, channel: str) -> SockJSClient:
+    """A websocket client of the node ``session`` is bound to, subscribed to ``channel``
+    (its subscription answer read)."""
+    live = sockjs(session, "websocket")
+    await live.open()
+    await live.send(json.dumps({"subscribe": channel}))
+    await live.next_frame(TIMEOUT)
+    return live
 
 
 class _Client:

@@ -6,7 +6,6 @@ while far more than the bounds is published."""
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -21,7 +20,7 @@ from sockjs_gateway.backplane import history as redis_history
 from sockjs_gateway.backplane.history import RedisChannels
 from sockjs_gateway.history import Entry, HistoryLimits, Mode, Position, Start
 from tests.backplane.servers import RedisServer
-from tests.backplane.test_history_redis import read_until, sockjs
+from tests.backplane.test_history_redis import read_until, subscribed
 from tests.clients.conftest import start
 from tests.server.test_channels import Subscriber
 from tests.test_metrics import value
@@ -261,10 +260,7 @@ async def test_a_live_subscriber_of_an_evicted_channel_is_told(redis_server: Red
             nodes.append((hub, runner, url))
         (a, _, a_url), (_b, _, b_url) = nodes
         async with ClientSession(b_url) as to_b, ClientSession(a_url) as to_a:
-            live = sockjs(to_b, "websocket")
-            await live.open()
-            await live.send(json.dumps({"subscribe": "news"}))
-            await live.next_frame(TIMEOUT)
+            live = await subscribed(to_b, "news")
             a.publish("news", "before")
             [before] = await read_until(live, "before")
             a.publish("sports", "evicts news")
