@@ -5,6 +5,7 @@ parametrized with (the contract suite runs every test on both)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from contextlib import nullcontext
 from pathlib import Path
 
 import aiohttp
@@ -26,12 +27,8 @@ FAST = {
 
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path)
-    server.start()
-    try:
+    with RedisServer.running(tmp_path) as server:
         yield server
-    finally:
-        server.kill()  # SIGKILL ends a paused (SIGSTOP) server too
 
 
 @pytest_asyncio.fixture
@@ -81,14 +78,9 @@ class Cluster:
 
 @pytest_asyncio.fixture(params=["memory", "redis"])
 async def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Cluster]:
-    redis = None
-    if request.param == "redis":
-        redis = RedisServer(tmp_path)
-        redis.start()
-    made = Cluster(request.param, redis)
-    try:
-        yield made
-    finally:
-        await made.close()
-        if redis is not None:
-            redis.kill()
+    with RedisServer.running(tmp_path) if request.param == "redis" else nullcontext() as redis:
+        made = Cluster(request.param, redis)
+        try:
+            yield made
+        finally:
+            await made.close()

@@ -163,14 +163,12 @@ async def memory_nodes(
 async def redis_nodes(workdir: Path, count: int) -> AsyncIterator[tuple[RedisServer, list[Node]]]:
     """A redis-server and ``count`` ``serve --redis`` processes on it (logs in ``workdir``),
     all killed on the way out."""
-    redis = RedisServer(workdir)
-    redis.start()
     started: list[Node] = []
-    try:
-        for index in range(count):
-            started.append(await start_node(redis.url, workdir / f"node{index}.log"))
-        yield redis, started
-    finally:
-        for node in started:
-            await node.kill()
-        redis.kill()
+    with RedisServer.running(workdir) as redis:
+        try:
+            for index in range(count):
+                started.append(await start_node(redis.url, workdir / f"node{index}.log"))
+            yield redis, started
+        finally:
+            for node in started:
+                await node.kill()

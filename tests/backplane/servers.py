@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from tests.clients.conftest import require
@@ -61,6 +61,17 @@ class RedisServer:
         self.workdir = workdir
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
+
+    @classmethod
+    @contextlib.contextmanager
+    def running(cls, workdir: Path) -> Iterator[RedisServer]:
+        """A started server, killed on the way out (SIGKILL ends a paused one too)."""
+        server = cls(workdir)
+        server.start()
+        try:
+            yield server
+        finally:
+            server.kill()
 
     @property
     def url(self) -> str:

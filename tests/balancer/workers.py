@@ -24,12 +24,8 @@ ACCESS = re.compile(r"\[worker (\d+)\] aiohttp\.access .*?\"[A-Z]+ (/\S*) HTTP")
 
 @pytest.fixture(scope="module")
 def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("workers-redis"))
-    server.start()
-    try:
+    with RedisServer.running(tmp_path_factory.mktemp("workers-redis")) as server:
         yield server
-    finally:
-        server.kill()
 
 
 def children(pid: int) -> list[int]:

@@ -11,6 +11,7 @@ published meanwhile come from another node)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -76,19 +77,15 @@ class Nodes:
 
 @pytest_asyncio.fixture(loop_scope="module", params=["one node, in memory", "two nodes, Redis"])
 async def nodes(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Nodes]:
-    redis = None
-    if request.param == "two nodes, Redis":
-        from tests.backplane.servers import RedisServer
+    from tests.backplane.servers import RedisServer
 
-        redis = RedisServer(tmp_path)
-        redis.start()
-    made = Nodes(redis.url if redis is not None else None)
-    try:
-        yield made
-    finally:
-        await made.close()
-        if redis is not None:
-            redis.kill()
+    wanted = request.param == "two nodes, Redis"
+    with RedisServer.running(tmp_path) if wanted else nullcontext() as redis:
+        made = Nodes(redis.url if redis is not None else None)
+        try:
+            yield made
+        finally:
+            await made.close()
 
 
 async def received(page: Any, count: int) -> None:
