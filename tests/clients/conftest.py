@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,18 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
     "--no-first-run",
+]
+
+#: The transports of sockjs-client, by the name it takes in its ``transports`` option.
+CLIENT_TRANSPORTS = [
+    "websocket",
+    "xhr-streaming",
+    "xhr-polling",
+    "eventsource",
+    "iframe-eventsource",
+    "iframe-htmlfile",
+    "iframe-xhr-polling",
+    "jsonp-polling",
 ]
 
 
@@ -94,12 +107,19 @@ async def browser() -> AsyncIterator[Any]:
             await chromium.close()
 
 
+@asynccontextmanager
+async def new_page(browser: Any) -> AsyncIterator[Any]:
+    """A page in a browser context of its own (no cookies, storage or connections shared
+    with another test), the context closed on the way out."""
+    context = await browser.new_context()
+    try:
+        yield await context.new_page()
+    finally:
+        await context.close()
+
+
 @pytest_asyncio.fixture(loop_scope="module")
 async def page(browser: Any) -> AsyncIterator[Any]:
     """A fresh page in its own browser context, closed after the test."""
-    context = await browser.new_context()
-    page = await context.new_page()
-    try:
-        yield page
-    finally:
-        await context.close()
+    async with new_page(browser) as fresh:
+        yield fresh

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from tests.clients.conftest import NODE_MODULES, require
 
@@ -22,18 +24,37 @@ class NodeClients:
         self._changed = asyncio.Event()
         self._reader = asyncio.ensure_future(self._read())
 
+    #: The script the Node process runs: it reads commands and writes events, a JSON line
+    #: each.
+    script = PROBE
+
     @classmethod
-    async def start(cls) -> NodeClients:
+    def require(cls) -> None:
+        """Skip (fail under CI) unless Node and the script's npm packages are installed."""
         require(shutil.which("node") is not None, "node")
         require((NODE_MODULES / "sockjs-client").is_dir(), "sockjs-client (npm)")
+
+    @classmethod
+    async def start(cls) -> Self:
+        cls.require()
         process = await asyncio.create_subprocess_exec(
             "node",
-            str(PROBE),
+            str(cls.script),
             cwd=NODE_MODULES.parent,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
         )
         return cls(process)
+
+    @classmethod
+    @asynccontextmanager
+    async def running(cls) -> AsyncIterator[Self]:
+        """A started process, stopped on the way out (the body of a fixture)."""
+        clients = await cls.start()
+        try:
+            yield clients
+        finally:
+            await clients.stop()
 
     async def _read(self) -> None:
         assert self._process.stdout is not None

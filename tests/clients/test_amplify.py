@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from tests.clients.conftest import Servers
-from tests.clients.test_browser import TRANSPORTS, connect
+from tests.clients.conftest import CLIENT_TRANSPORTS, Servers
+from tests.clients.test_browser import connect
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("transport", CLIENT_TRANSPORTS)
 async def test_amplify_answers_with_two_to_the_n_bytes(
     page: Any, servers: Servers, transport: str
 ) -> None:

@@ -16,8 +16,7 @@ from aiohttp import web
 from sockjs_gateway import SockJSOptions, add_endpoint
 from sockjs_gateway.testserver import EchoHandler
 from tests.clients.app import CLIENT_URL, add_page_routes
-from tests.clients.conftest import CLIENT_JS, require, start
-from tests.clients.test_browser import TRANSPORTS
+from tests.clients.conftest import CLIENT_JS, CLIENT_TRANSPORTS, require, start
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 TIMEOUT_MS = 20000
@@ -73,7 +72,7 @@ async def test_refused_page_fails_once_and_at_once(page: Any, site: Site) -> Non
     assert site.auth.paths == ["/secure/info"]
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("transport", CLIENT_TRANSPORTS)
 async def test_admitted_page_connects_on_every_transport(
     page: Any, site: Site, transport: str
 ) -> None:

@@ -8,20 +8,10 @@ from typing import Any
 
 import pytest
 
-from tests.clients.conftest import Servers
+from tests.clients.conftest import CLIENT_TRANSPORTS, Servers
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-TRANSPORTS = [
-    "websocket",
-    "xhr-streaming",
-    "xhr-polling",
-    "eventsource",
-    "iframe-eventsource",
-    "iframe-htmlfile",
-    "iframe-xhr-polling",
-    "jsonp-polling",
-]
 ORIGINS = ["same", "cross"]
 TIMEOUT_MS = 20000
 
@@ -38,6 +28,26 @@ UNICODE = (
     + "漢字かなカナ한국어"
     + "😀🎉𝄞"
 )
+#: What the echo tests send, by test id.
+MESSAGES = {
+    "ascii": "hello world",
+    "every-escapable-class-cjk-and-emoji": UNICODE,
+    "one-mebibyte": "".join(chr(0x41 + i % 26) for i in range(1024 * 1024)),
+}
+
+
+@pytest.fixture(params=CLIENT_TRANSPORTS)
+def transport(request: pytest.FixtureRequest) -> str:
+    """Every test runs on each transport, forced in turn."""
+    name: str = request.param
+    return name
+
+
+@pytest.fixture(params=ORIGINS)
+def origin(request: pytest.FixtureRequest) -> str:
+    """... from a page on the server's own origin, and from one on another origin."""
+    name: str = request.param
+    return name
 
 
 class Connection:
@@ -77,42 +87,15 @@ async def connect(
     return Connection(page, "main")
 
 
-@pytest.mark.parametrize("origin", ORIGINS)
-@pytest.mark.parametrize("transport", TRANSPORTS)
-async def test_open_and_echo_ascii(
-    page: Any, servers: Servers, transport: str, origin: str
-) -> None:
+@pytest.mark.parametrize("message", MESSAGES.values(), ids=MESSAGES.keys())
+async def test_echo(page: Any, servers: Servers, transport: str, origin: str, message: str) -> None:
     conn = await connect(page, servers, origin, transport)
-    await conn.send("hello world")
-    assert await conn.messages(1) == ["hello world"]
-
-
-@pytest.mark.parametrize("origin", ORIGINS)
-@pytest.mark.parametrize("transport", TRANSPORTS)
-async def test_echo_every_escapable_class_cjk_and_emoji(
-    page: Any, servers: Servers, transport: str, origin: str
-) -> None:
-    conn = await connect(page, servers, origin, transport)
-    await conn.send(UNICODE)
+    await conn.send(message)
     [echoed] = await conn.messages(1)
-    assert echoed == UNICODE
+    assert len(echoed) == len(message)
+    assert echoed == message
 
 
-@pytest.mark.parametrize("origin", ORIGINS)
-@pytest.mark.parametrize("transport", TRANSPORTS)
-async def test_one_mebibyte_message_both_ways(
-    page: Any, servers: Servers, transport: str, origin: str
-) -> None:
-    conn = await connect(page, servers, origin, transport)
-    big = "".join(chr(0x41 + i % 26) for i in range(1024 * 1024))
-    await conn.send(big)
-    [echoed] = await conn.messages(1)
-    assert len(echoed) == len(big)
-    assert echoed == big
-
-
-@pytest.mark.parametrize("origin", ORIGINS)
-@pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_thousand_quick_messages_arrive_in_order(
     page: Any, servers: Servers, transport: str, origin: str
 ) -> None:
@@ -123,8 +106,6 @@ async def test_thousand_quick_messages_arrive_in_order(
     assert await conn.messages(1000) == [f"m{i}" for i in range(1000)]
 
 
-@pytest.mark.parametrize("origin", ORIGINS)
-@pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_server_close_code_and_reason_reach_the_client(
     page: Any, servers: Servers, transport: str, origin: str
 ) -> None:
@@ -134,8 +115,6 @@ async def test_server_close_code_and_reason_reach_the_client(
     assert (event["code"], event["reason"]) == (4321, "see you later")
 
 
-@pytest.mark.parametrize("origin", ORIGINS)
-@pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_close_endpoint(page: Any, servers: Servers, transport: str, origin: str) -> None:
     await page.goto(servers.page(origin))
     await page.evaluate(
@@ -146,8 +125,6 @@ async def test_close_endpoint(page: Any, servers: Servers, transport: str, origi
     assert (event["code"], event["reason"]) == (3000, "Go away!")
 
 
-@pytest.mark.parametrize("origin", ORIGINS)
-@pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_client_close_reaches_on_close(
     page: Any, servers: Servers, transport: str, origin: str
 ) -> None:

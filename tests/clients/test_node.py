@@ -21,11 +21,8 @@ TRANSPORTS = ["websocket", "xhr-streaming", "xhr-polling", "eventsource"]
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def node() -> AsyncIterator[NodeClients]:
-    clients = await NodeClients.start()
-    try:
+    async with NodeClients.running() as clients:
         yield clients
-    finally:
-        await clients.stop()
 
 
 @pytest_asyncio.fixture(loop_scope="module")

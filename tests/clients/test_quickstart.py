@@ -23,8 +23,7 @@ import pytest
 import pytest_asyncio
 
 from sockjs_gateway import SockJSOptions
-from tests.clients.conftest import NODE_MODULES, ROOT, require
-from tests.clients.test_browser import TRANSPORTS
+from tests.clients.conftest import CLIENT_TRANSPORTS, NODE_MODULES, ROOT, new_page, require
 from tests.processes import started
 
 QUICKSTART = ROOT / "docs" / "quickstart.md"
@@ -122,11 +121,9 @@ def test_the_allowed_origins_example_is_valid() -> None:
 
 
 @pytest.mark.asyncio(loop_scope="module")
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("transport", CLIENT_TRANSPORTS)
 async def test_the_page_chats_over_every_transport(browser: Any, chat: str, transport: str) -> None:
-    context = await browser.new_context()
-    try:
-        page = await context.new_page()
+    async with new_page(browser) as page:
         await page.goto(f"{chat}/?transport={transport}")
         log = page.locator("#log li")
         await log.filter(has_text=f"connected over {transport}").wait_for(timeout=TIMEOUT_MS)
@@ -134,8 +131,6 @@ async def test_the_page_chats_over_every_transport(browser: Any, chat: str, tran
         await page.press("#text", "Enter")
         await log.filter(has_text=f"hello over {transport}").wait_for(timeout=TIMEOUT_MS)
         assert "closed" not in " ".join(await log.all_text_contents())
-    finally:
-        await context.close()
 
 
 async def test_the_cli_serves_the_same_app(folder: Path) -> None:

@@ -14,8 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.clients.conftest import CLIENT_JS, require
-from tests.clients.test_browser import TRANSPORTS
+from tests.clients.conftest import CLIENT_JS, CLIENT_TRANSPORTS, require
 from tests.processes import started
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -34,7 +33,7 @@ async def open_everywhere(browser: Any, url: str) -> list[Any]:
     """One page per transport, each in its own context (Chromium allows 6 connections per
     host and context; the streaming and polling transports each hold one)."""
     pages = []
-    for transport in TRANSPORTS:
+    for transport in CLIENT_TRANSPORTS:
         context = await browser.new_context()
         page = await context.new_page()
         await page.goto(url + "/probe.html")
@@ -66,7 +65,7 @@ async def test_every_transport_hears_going_away(
         finally:
             for page in pages:
                 await page.context.close()
-    closes = {t: (e["code"], e["reason"]) for t, e in zip(TRANSPORTS, events, strict=True)}
+    closes = {t: (e["code"], e["reason"]) for t, e in zip(CLIENT_TRANSPORTS, events, strict=True)}
     # With shutdown_grace=0 the three polling transports got 1006 here ("permanent", and
     # "JSONP script loaded abnormally"): their next poll found no listener.
-    assert closes == dict.fromkeys(TRANSPORTS, (1001, "Going away"))
+    assert closes == dict.fromkeys(CLIENT_TRANSPORTS, (1001, "Going away"))

@@ -43,11 +43,8 @@ def sockjs(request: pytest.FixtureRequest) -> ModuleType:
 
 @pytest_asyncio.fixture
 async def node() -> AsyncIterator[NodeClients]:
-    clients = await NodeClients.start()
-    try:
+    async with NodeClients.running() as clients:
         yield clients
-    finally:
-        await clients.stop()
 
 
 def chat_app(sockjs: ModuleType, heard: Heard) -> web.Application:

@@ -80,18 +80,12 @@ class StompDriver(Protocol):
 class NodeStomp(NodeClients):
     """``stomp_probe.js`` in a Node process."""
 
+    script = PROBE_JS
+
     @classmethod
-    async def start(cls) -> NodeStomp:
+    def require(cls) -> None:
         require(shutil.which("node") is not None, "node")
         require_clients()
-        process = await asyncio.create_subprocess_exec(
-            "node",
-            str(PROBE_JS),
-            cwd=NODE_MODULES.parent,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-        )
-        return cls(process)
 
     async def run(self, **command: Any) -> None:
         await self._command(**command)

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from tests.clients.conftest import start
+from tests.clients.conftest import new_page, start
 from tests.stomp.drivers import (
     BrowserStomp,
     NodeStomp,
@@ -20,9 +20,13 @@ from tests.stomp.drivers import (
     require_clients,
 )
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
-
 TRANSPORTS = ["websocket", "xhr-streaming", "xhr-polling"]
+
+#: Every test runs on each transport, in Node and in Chromium (the ``driver`` fixture).
+pytestmark = [
+    pytest.mark.asyncio(loop_scope="module"),
+    pytest.mark.parametrize("transport", TRANSPORTS),
+]
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -37,22 +41,15 @@ async def server() -> AsyncIterator[str]:
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def node_driver(server: str) -> AsyncIterator[StompDriver]:
-    node = await NodeStomp.start()
-    try:
+    async with NodeStomp.running() as node:
         yield node
-    finally:
-        await node.stop()
 
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def chromium_driver(browser: Any, server: str) -> AsyncIterator[StompDriver]:
-    context = await browser.new_context()
-    try:
-        page = await context.new_page()
+    async with new_page(browser) as page:
         await page.goto(server + "/stomp_probe.html")
         yield BrowserStomp(page)
-    finally:
-        await context.close()
 
 
 @pytest.fixture(params=["node", "chromium"])
@@ -95,11 +92,19 @@ async def wait_receipt(driver: StompDriver, name: str, receipt: str) -> None:
         await driver.wait(name, "receipt", len(seen) + 1)
 
 
+async def delivered(
+    driver: StompDriver, sender: str, destination: str, body: str, *, to: str
+) -> None:
+    """``sender`` publishes ``body``, and it is the next (and only) message ``to`` gets."""
+    await driver.run(cmd="publish", id=sender, destination=destination, body=body)
+    [message] = await driver.wait(to, "message")
+    assert message["body"] == body
+
+
 def bodies(events: list[dict[str, Any]], sub: str | None = None) -> list[str]:
     return [e["body"] for e in events if sub is None or e["sub"] == sub]
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_subscribe_send_and_receipts(
     driver: StompDriver, server: str, transport: str
 ) -> None:
@@ -125,7 +130,6 @@ async def test_subscribe_send_and_receipts(
     assert "ack" not in headers  # auto mode
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_app_destinations_reply_and_publish(
     driver: StompDriver, server: str, transport: str
 ) -> None:
@@ -141,7 +145,6 @@ async def test_app_destinations_reply_and_publish(
     assert "HEY" in bodies(received, "shout")  # other tests may shout too
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_client_individual_acks_settle_messages(
     driver: StompDriver, server: str, transport: str
 ) -> None:
@@ -162,12 +165,9 @@ async def test_client_individual_acks_settle_messages(
     # ahead of anything sent later.
     await connect(driver, server + "/stomp", transport, "next")
     await subscribe(driver, "next", "q", queue)
-    await driver.run(cmd="publish", id="producer", destination=queue, body="marker")
-    [first] = await driver.wait("next", "message")
-    assert first["body"] == "marker"
+    await delivered(driver, "producer", queue, "marker", to="next")
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_nack_redelivers_to_the_other_consumer(
     driver: StompDriver, server: str, transport: str
 ) -> None:
@@ -183,7 +183,6 @@ async def test_nack_redelivers_to_the_other_consumer(
     assert taken["headers"]["redelivered"] == "true"
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_two_consumers_share_a_queue(
     driver: StompDriver, server: str, transport: str
 ) -> None:
@@ -206,7 +205,6 @@ async def test_two_consumers_share_a_queue(
     assert all(8 <= len([b for b in got[n] if b != "marker"]) <= 12 for n in got), got
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_heart_beats_keep_an_idle_connection_alive(
     driver: StompDriver, server: str, transport: str
 ) -> None:
@@ -216,12 +214,9 @@ async def test_heart_beats_keep_an_idle_connection_alive(
     assert await driver.seen("a", "close") == []
     topic = "/topic/" + unique("alive")
     await subscribe(driver, "a", "s", topic)
-    await driver.run(cmd="publish", id="a", destination=topic, body="still here")
-    [message] = await driver.wait("a", "message")
-    assert message["body"] == "still here"
+    await delivered(driver, "a", topic, "still here", to="a")
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_silent_client_is_disconnected_with_an_error(
     driver: StompDriver, server: str, transport: str
 ) -> None:

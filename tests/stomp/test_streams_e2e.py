@@ -49,11 +49,8 @@ async def served() -> AsyncIterator[tuple[str, Broker]]:
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def node() -> AsyncIterator[NodeStomp]:
-    driver = await NodeStomp.start()
-    try:
+    async with NodeStomp.running() as driver:
         yield driver
-    finally:
-        await driver.stop()
 
 
 def bodies(events: list[dict[str, Any]]) -> list[int]:
