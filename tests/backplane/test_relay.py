@@ -108,13 +108,20 @@ async def test_another_connection_still_open_across_nodes(
     assert await first == 'a["x"]\n'
 
 
-async def test_close_frame_replayed_on_another_node(
-    nodes: Cluster, http: aiohttp.ClientSession
+@pytest.mark.parametrize(
+    ("prefix", "frame"),
+    [
+        pytest.param("/close", 'c[3000,"Go away!"]\n', id="close-frame-replayed"),
+        pytest.param("/hb", "h\n", id="heartbeat"),  # every 0.3 s on /hb
+    ],
+)
+async def test_what_the_owner_sends_reaches_polls_on_other_nodes(
+    nodes: Cluster, http: aiohttp.ClientSession, prefix: str, frame: str
 ) -> None:
     a, b, c = nodes.urls
-    sid = await opened(http, a, prefix="/close")
-    assert await poll(http, b, sid, prefix="/close") == 'c[3000,"Go away!"]\n'
-    assert await poll(http, c, sid, prefix="/close") == 'c[3000,"Go away!"]\n'
+    sid = await opened(http, a, prefix=prefix)
+    assert await poll(http, b, sid, prefix=prefix) == frame
+    assert await poll(http, c, sid, prefix=prefix) == frame
 
 
 async def test_relayed_client_leaving_interrupts_the_session(
@@ -159,14 +166,6 @@ async def test_framing_of_every_receiving_transport_through_a_relay(
     assert events == '\r\ndata: c[3000,"Go away!"]\r\n\r\n'
     page = await poll(http, b, sid, prefix="/close", transport="htmlfile")
     assert page.endswith('<script>\np("c[3000,\\"Go away!\\"]");\n</script>\r\n')
-
-
-async def test_heartbeats_arrive_through_a_relay(
-    nodes: Cluster, http: aiohttp.ClientSession
-) -> None:
-    a, b, _ = nodes.urls
-    sid = await opened(http, a, prefix="/hb")
-    assert await poll(http, b, sid, prefix="/hb") == "h\n"
 
 
 async def test_session_expires_after_disconnect_delay(
