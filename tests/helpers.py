@@ -6,8 +6,9 @@ Fixtures live in tests/conftest.py; this module holds what tests import by name.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, AnyStr
 
 if TYPE_CHECKING:
     from aiohttp import ClientWebSocketResponse
@@ -21,6 +22,7 @@ __all__ = [
     "NO_CACHE",
     "wait_until",
     "receive_text",
+    "json_between",
     "kept",
     "assert_forgotten",
     "Publisher",
@@ -53,6 +55,14 @@ async def receive_text(ws: ClientWebSocketResponse[Any], timeout: float = TIMEOU
     assert msg.type is WSMsgType.TEXT, msg
     data: str = msg.data
     return data
+
+
+def json_between(wire: AnyStr, head: AnyStr, tail: AnyStr) -> object:
+    """The JSON value that ``wire`` wraps: it must start with ``head`` and end with
+    ``tail`` (a transport's framing, e.g. a JSONP callback or a ``<script>`` tag)."""
+    assert wire.startswith(head), wire
+    assert wire.endswith(tail), wire
+    return json.loads(wire[len(head) : len(wire) - len(tail)])
 
 
 def kept(endpoint: Endpoint, sessions: Iterable[Session]) -> list[tuple[Session, SessionRecord]]:

@@ -8,17 +8,14 @@ import json
 import pytest
 
 from tests.conftest import MakeEndpoint, RecordingHandler
-from tests.helpers import NO_CACHE, TIMEOUT
+from tests.helpers import NO_CACHE, TIMEOUT, json_between
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
 def frame_of(body: str, callback: str = "cb") -> str:
     """The frame passed to the callback, evaluated as the browser would (a JS string)."""
-    head, tail = f"/**/{callback}(", ");\r\n"
-    assert body.startswith(head)
-    assert body.endswith(tail)
-    literal = json.loads(body[len(head) : -len(tail)])
+    literal = json_between(body, f"/**/{callback}(", ");\r\n")
     assert isinstance(literal, str)
     return literal
 

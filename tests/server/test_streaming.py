@@ -20,7 +20,7 @@ from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
 
 from tests.conftest import MakeEndpoint, RecordingHandler
-from tests.helpers import NO_CACHE, TIMEOUT
+from tests.helpers import NO_CACHE, TIMEOUT, json_between
 
 Client = TestClient[web.Request, web.Application]
 XHR_PRELUDE = b"h" * 2048 + b"\n"
@@ -39,9 +39,7 @@ def event_frame(event: bytes) -> str:
 
 def script_frame(script: bytes) -> str:
     """The frame passed to ``p(...)``, evaluated as the browser would (a JS string)."""
-    assert script.startswith(SCRIPT_HEAD)
-    assert script.endswith(SCRIPT_TAIL)
-    literal = json.loads(script[len(SCRIPT_HEAD) : -len(SCRIPT_TAIL)])
+    literal = json_between(script, SCRIPT_HEAD, SCRIPT_TAIL)
     assert isinstance(literal, str)
     return literal
 

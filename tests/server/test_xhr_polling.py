@@ -12,7 +12,7 @@ import pytest
 
 from sockjs_gateway import Session
 from tests.conftest import MakeEndpoint, RecordingHandler
-from tests.helpers import NO_CACHE, TIMEOUT
+from tests.helpers import NO_CACHE, TIMEOUT, json_between
 
 
 async def test_open_send_and_poll_back(make_endpoint: MakeEndpoint) -> None:
@@ -49,9 +49,7 @@ async def test_long_poll_waits_for_a_message(make_endpoint: MakeEndpoint) -> Non
 
 def messages_of(body: str) -> list[str]:
     """The messages of one ``a[...]\\n`` xhr frame."""
-    assert body.startswith("a[")
-    assert body.endswith("\n")
-    decoded = json.loads(body[1:-1])
+    decoded = json_between(body, "a", "\n")
     assert isinstance(decoded, list)
     return decoded
 
