@@ -249,23 +249,20 @@ SESSION_TRANSPORTS = [
 
 
 @pytest.mark.parametrize("transport", SESSION_TRANSPORTS)
-async def test_session_requests_set_a_dummy_cookie(
-    make_endpoint: MakeEndpoint, transport: str
+@pytest.mark.parametrize(
+    ("sent", "set_back"),
+    [
+        pytest.param(None, "dummy", id="none-sent-sets-a-dummy"),
+        pytest.param("node-7.abc", "node-7.abc", id="echoes-the-clients"),
+    ],
+)
+async def test_session_requests_set_the_sticky_cookie(
+    make_endpoint: MakeEndpoint, transport: str, sent: str | None, set_back: str
 ) -> None:
     client, _ = await make_endpoint(cookie_needed=True)
     async with asyncio.timeout(TIMEOUT):
-        response = await request_for(client, transport, None)
-    assert set_cookies(response) == ["JSESSIONID=dummy; Path=/"]
-
-
-@pytest.mark.parametrize("transport", SESSION_TRANSPORTS)
-async def test_session_requests_echo_the_client_cookie(
-    make_endpoint: MakeEndpoint, transport: str
-) -> None:
-    client, _ = await make_endpoint(cookie_needed=True)
-    async with asyncio.timeout(TIMEOUT):
-        response = await request_for(client, transport, "node-7.abc")
-    assert set_cookies(response) == ["JSESSIONID=node-7.abc; Path=/"]
+        response = await request_for(client, transport, sent)
+    assert set_cookies(response) == [f"JSESSIONID={set_back}; Path=/"]
 
 
 @pytest.mark.parametrize("transport", SESSION_TRANSPORTS)
