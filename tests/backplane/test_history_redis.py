@@ -186,15 +186,7 @@ async def test_a_redis_restart_changes_the_epoch_and_clients_are_told(
         redis_server.kill()  # no persistence: the streams and epochs are gone
         redis_server.start()
         b.endpoint.publish("news", "after")  # retried until Redis answers again
-        told, after = await read_until(live, "after")
-        assert told == {
-            "channel": "news",
-            "subscribed": True,
-            "epoch": after["epoch"],
-            "recovered": False,
-        }
-        assert after["epoch"] != before["epoch"]
-        assert after["offset"] == 1
+        after = await in_a_new_epoch(live, "news", "after", before)
         late = sockjs(to_b, "xhr-streaming")
         await late.open()
         resume = {"subscribe": "news", "epoch": before["epoch"], "offset": before["offset"]}
@@ -220,6 +212,24 @@ async def _published(hub: RedisChannels, channel: str, count: int) -> None:
 def sockjs(session: ClientSession, transport: str) -> SockJSClient:
     """A wire-level SockJS client of the node ``session`` is bound to."""
     return SockJSClient(cast("TestClient[Any, Any]", _Client(session)), transport)
+
+
+async def in_a_new_epoch(
+    live: SockJSClient, channel: str, data: str, before: dict[str, Any]
+) -> dict[str, Any]:
+    """Reads ``live`` up to the message ``data``: its subscriber was first told that
+    ``channel`` starts again in a new epoch (nothing recovered), and ``data`` is the first
+    message of that epoch (returned)."""
+    told, after = await read_until(live, data)
+    assert told == {
+        "channel": channel,
+        "subscribed": True,
+        "epoch": after["epoch"],
+        "recovered": False,
+    }
+    assert after["epoch"] != before["epoch"]
+    assert after["offset"] == 1
+    return after
 
 
 async def subscribed(session: ClientSession, channel: str) -> SockJSClient:
