@@ -25,6 +25,7 @@ __all__ = [
     "new_id",
     "opened",
     "poll",
+    "held",
     "send",
     "closes",
     "close_of",
@@ -89,6 +90,21 @@ async def poll(
     async with http.request(method, f"{base}{prefix}/000/{sid}/{transport}{query}") as response:
         assert response.status == 200, (response.status, await response.text())
         return await response.text()
+
+
+async def held(
+    http: aiohttp.ClientSession,
+    base: str,
+    sid: str,
+    *,
+    transport: str = "xhr",
+    settle: float = 0.1,
+) -> asyncio.Future[str]:
+    """A :func:`poll` left running, given ``settle`` seconds to reach the server and be
+    held there (no event says it has); await it for its body."""
+    request = asyncio.ensure_future(poll(http, base, sid, transport=transport))
+    await asyncio.sleep(settle)
+    return request
 
 
 async def opened(http: aiohttp.ClientSession, base: str, *, prefix: str = "/echo") -> str:

@@ -19,6 +19,7 @@ import pytest_asyncio
 
 from tests.backplane.relaying import (
     close_of,
+    held,
     memory_nodes,
     new_id,
     opened,
@@ -101,8 +102,7 @@ async def test_another_connection_still_open_across_nodes(
 ) -> None:
     a, b, c = nodes.urls
     sid = await opened(http, a)
-    first = asyncio.ensure_future(poll(http, b, sid))
-    await asyncio.sleep(0.1)
+    first = await held(http, b, sid)
     assert await poll(http, c, sid) == 'c[2010,"Another connection still open"]\n'
     assert (await send(http, a, sid, ["x"]))[0] == 204
     assert await first == 'a["x"]\n'
@@ -129,8 +129,7 @@ async def test_relayed_client_leaving_interrupts_the_session(
 ) -> None:
     a, b, c = nodes.urls
     sid = await opened(http, a)
-    waiting = asyncio.ensure_future(poll(http, b, sid))
-    await asyncio.sleep(0.1)
+    waiting = await held(http, b, sid)
     waiting.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiting
@@ -145,8 +144,7 @@ async def test_streaming_recycles_after_response_limit_through_a_relay(
     a, b, c = nodes.urls
     sid = await opened(http, a)
     big = "x" * 5000
-    streaming = asyncio.ensure_future(poll(http, b, sid, transport="xhr_streaming"))
-    await asyncio.sleep(0.1)
+    streaming = await held(http, b, sid, transport="xhr_streaming")
     assert (await send(http, c, sid, [big]))[0] == 204
     body = await streaming  # ends by itself: past response_limit (4096 bytes)
     assert body == "h" * 2048 + "\n" + f'a["{big}"]\n'

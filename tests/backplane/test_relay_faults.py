@@ -16,6 +16,7 @@ import pytest_asyncio
 
 from tests.backplane.relaying import (
     close_of,
+    held,
     new_id,
     opened,
     poll,
@@ -59,8 +60,7 @@ async def test_relaying_node_killed_interrupts_the_session_on_its_owner(
     pair: Pair, http: aiohttp.ClientSession
 ) -> None:
     sid = await opened(http, pair.a)
-    waiting = asyncio.ensure_future(poll(http, pair.b, sid))
-    await asyncio.sleep(0.3)
+    waiting = await held(http, pair.b, sid, settle=0.3)
     await pair.nodes[1].kill()
     with pytest.raises(aiohttp.ClientError):
         await waiting
@@ -106,8 +106,7 @@ async def test_redis_outage_keeps_local_sessions_and_fails_relays_fast(
     try:
         assert (await send(http, pair.a, local, ["0", "1"]))[0] == 204
         assert await client.until(2) == ["0", "1"]
-        waiting = asyncio.ensure_future(poll(http, pair.b, relayed))
-        await asyncio.sleep(0.3)
+        waiting = await held(http, pair.b, relayed, settle=0.3)
         pair.redis.kill()
         # The relayed poll ends with the close frame; the owner interrupts its session.
         assert await asyncio.wait_for(waiting, 15) == OWNER_UNREACHABLE + "\n"
