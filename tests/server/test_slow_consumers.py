@@ -197,33 +197,28 @@ async def test_queue_full_in_bytes_closes_with_4500(make_endpoint: MakeEndpoint)
     assert endpoint.stats.slow_consumer_closes == 1
 
 
-async def test_drop_newest_keeps_the_first_messages(make_endpoint: MakeEndpoint) -> None:
+@pytest.mark.parametrize(
+    ("policy", "taken", "kept"),
+    [
+        pytest.param("drop-newest", [1] * 5 + [0] * 3, range(0, 5), id="drop-newest-keeps-first"),
+        pytest.param("drop-oldest", [1] * 8, range(3, 8), id="drop-oldest-keeps-last"),
+    ],
+)
+async def test_a_dropping_policy_keeps_five_messages_and_the_session(
+    make_endpoint: MakeEndpoint, policy: str, taken: list[int], kept: range
+) -> None:
+    """Eight broadcasts to a session that holds five: ``broadcast`` says which ones it
+    took (drop-newest refuses the last three, drop-oldest takes all and drops the first)."""
     handler = RecordingHandler()
-    client, endpoint = await make_endpoint(
-        handler, max_queued_messages=5, slow_consumer="drop-newest"
-    )
-    assert await poll(client, "dn") == "o\n"
-    assert [endpoint.broadcast(f"m{i}") for i in range(8)] == [1] * 5 + [0] * 3
-    assert json.loads((await poll(client, "dn"))[1:]) == ["m0", "m1", "m2", "m3", "m4"]
+    client, endpoint = await make_endpoint(handler, max_queued_messages=5, slow_consumer=policy)
+    assert await poll(client, "d") == "o\n"
+    assert [endpoint.broadcast(f"m{i}") for i in range(8)] == taken
+    assert json.loads((await poll(client, "d"))[1:]) == [f"m{i}" for i in kept]
     assert endpoint.stats.slow_consumer_drops == 3
     assert endpoint.stats.slow_consumer_closes == 0
     # The session goes on.
     endpoint.broadcast("after")
-    assert await poll(client, "dn") == 'a["after"]\n'
-    assert handler.of_kind("close") == []
-
-
-async def test_drop_oldest_keeps_the_last_messages(make_endpoint: MakeEndpoint) -> None:
-    handler = RecordingHandler()
-    client, endpoint = await make_endpoint(
-        handler, max_queued_messages=5, slow_consumer="drop-oldest"
-    )
-    assert await poll(client, "do") == "o\n"
-    assert [endpoint.broadcast(f"m{i}") for i in range(8)] == [1] * 8
-    assert json.loads((await poll(client, "do"))[1:]) == ["m3", "m4", "m5", "m6", "m7"]
-    assert endpoint.stats.slow_consumer_drops == 3
-    endpoint.broadcast("after")
-    assert await poll(client, "do") == 'a["after"]\n'
+    assert await poll(client, "d") == 'a["after"]\n'
     assert handler.of_kind("close") == []
 
 
