@@ -149,14 +149,19 @@ async def test_closed_session_replays_close_frame_until_forgotten(
 # -- receivers that go away --------------------------------------------------------------
 
 
+async def assert_interrupted(handler: RecordingHandler, client: Client, session_id: str) -> None:
+    """The session was closed with 1002 and tells the next poll so."""
+    closes = await handler.wait_for("close")
+    assert closes[0][2:] == (1002, "Connection interrupted")
+    assert await poll(client, session_id) == 'c[1002,"Connection interrupted"]\n'
+
+
 async def test_aborted_stream_interrupts_session(make_endpoint: MakeEndpoint) -> None:
     handler = RecordingHandler()
     client, _ = await make_endpoint(handler)
     response = await open_stream(client, "ab")
     response.close()  # drops the connection mid-stream
-    closes = await handler.wait_for("close")
-    assert closes[0][2:] == (1002, "Connection interrupted")
-    assert await poll(client, "ab") == 'c[1002,"Connection interrupted"]\n'
+    await assert_interrupted(handler, client, "ab")
 
 
 async def test_aborted_long_poll_interrupts_session(make_endpoint: MakeEndpoint) -> None:
@@ -174,9 +179,7 @@ async def test_aborted_long_poll_interrupts_session(make_endpoint: MakeEndpoint)
     finally:
         writer.close()
         await writer.wait_closed()
-    closes = await handler.wait_for("close")
-    assert closes[0][2:] == (1002, "Connection interrupted")
-    assert await poll(client, "abp") == 'c[1002,"Connection interrupted"]\n'
+    await assert_interrupted(handler, client, "abp")
 
 
 async def test_second_receiver_gets_2010_and_first_goes_on(make_endpoint: MakeEndpoint) -> None:
