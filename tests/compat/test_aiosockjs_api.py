@@ -113,16 +113,31 @@ async def test_session_and_manager_attributes(make_client: MakeClient) -> None:
         manager.get("s1")
 
 
-async def test_close_by_the_application_gives_closed_only(make_client: MakeClient) -> None:
-    def close_on_message(manager: Any, session: Any, msg: Any) -> None:
-        if msg.type is sockjs.MsgType.MESSAGE:
-            session.close(4000, "bye")
+def close_with_4000(manager: Any, session: Any, msg: Any) -> None:
+    if msg.type is sockjs.MsgType.MESSAGE:
+        session.close(4000, "bye")
 
-    recorder = Recorder(close_on_message)
+
+def fail(manager: Any, session: Any, msg: Any) -> None:
+    if msg.type is sockjs.MsgType.MESSAGE:
+        raise RuntimeError("boom")
+
+
+@pytest.mark.parametrize(
+    ("on_message", "frame"),
+    [
+        pytest.param(close_with_4000, 'c[4000,"bye"]\n', id="by-the-application"),
+        pytest.param(fail, 'c[1011,"Internal error"]\n', id="handler-error-with-1011"),
+    ],
+)
+async def test_a_close_from_the_server_side_gives_closed_only(
+    make_client: MakeClient, on_message: Callable[[Any, Any, Any], None], frame: str
+) -> None:
+    recorder = Recorder(on_message)
     client = await make_client(app_with(recorder))
     assert await poll(client) == "o\n"
     await send(client, '["x"]')
-    assert await poll(client) == 'c[4000,"bye"]\n'
+    assert await poll(client) == frame
     await recorder.until("CLOSED")
     assert recorder.types() == ["OPEN", "MESSAGE", "CLOSED"]
 
@@ -150,20 +165,6 @@ async def test_shutdown_gives_closed_only(make_client: MakeClient) -> None:
     await recorder.until("OPEN")
     await client.close()
     assert recorder.types() == ["OPEN", "CLOSED"]
-
-
-async def test_handler_error_closes_with_1011(make_client: MakeClient) -> None:
-    def fail(manager: Any, session: Any, msg: Any) -> None:
-        if msg.type is sockjs.MsgType.MESSAGE:
-            raise RuntimeError("boom")
-
-    recorder = Recorder(fail)
-    client = await make_client(app_with(recorder))
-    assert await poll(client) == "o\n"
-    await send(client, '["x"]')
-    assert await poll(client) == 'c[1011,"Internal error"]\n'
-    await recorder.until("CLOSED")
-    assert recorder.types() == ["OPEN", "MESSAGE", "CLOSED"]
 
 
 async def test_broadcast_exclusions_and_send_frame(make_client: MakeClient) -> None:
