@@ -385,22 +385,26 @@ def test_a_stuck_write_closes_without_a_close_frame() -> None:
     assert session.close_frame == 'c[4500,"Slow consumer"]'
 
 
-def test_drop_oldest_queues_the_new_message_and_reports_the_drops() -> None:
-    session = limited(SlowConsumerPolicy.DROP_OLDEST)
+@pytest.mark.parametrize(
+    ("policy", "outcome", "frame"),
+    [
+        pytest.param(
+            SlowConsumerPolicy.DROP_OLDEST, Sent.DISPLACED, 'a["b","c"]', id="drop-oldest-queues-it"
+        ),
+        pytest.param(
+            SlowConsumerPolicy.DROP_NEWEST, Sent.DROPPED, 'a["a","b"]', id="drop-newest-drops-it"
+        ),
+    ],
+)
+def test_a_message_past_the_queue_limit_drops_one_and_reports_it(
+    policy: SlowConsumerPolicy, outcome: Sent, frame: str
+) -> None:
+    session = limited(policy)
     session.send(quote("a"))
     session.send(quote("b"))
-    assert session.send(quote("c")) is Sent.DISPLACED
+    assert session.send(quote("c")) is outcome
     assert session.events_received() == [Dropped(1)]
-    assert session.data_to_send(1.0) == ['a["b","c"]']
-
-
-def test_drop_newest_drops_the_new_message() -> None:
-    session = limited(SlowConsumerPolicy.DROP_NEWEST)
-    session.send(quote("a"))
-    session.send(quote("b"))
-    assert session.send(quote("c")) is Sent.DROPPED
-    assert session.events_received() == [Dropped(1)]
-    assert session.data_to_send(1.0) == ['a["a","b"]']
+    assert session.data_to_send(1.0) == [frame]
 
 
 def test_claiming_a_direct_write_needs_an_idle_open_attached_session() -> None:
