@@ -36,6 +36,14 @@ def records(caplog: pytest.LogCaptureFixture, node: RedisBackplane, level: int) 
     ]
 
 
+def inboxes(channel: str, *listeners: RedisBackplane) -> list[Inbox]:
+    """An :class:`Inbox` per node, subscribed to ``channel`` on it."""
+    made = [Inbox() for _ in listeners]
+    for node, inbox in zip(listeners, made, strict=True):
+        node.subscribe(channel, inbox)
+    return made
+
+
 @pytest_asyncio.fixture
 async def nodes() -> AsyncIterator[list[RedisBackplane]]:
     made: list[RedisBackplane] = []
@@ -79,9 +87,7 @@ async def test_redis_restart_nodes_reconnect_resubscribe_and_traffic_resumes(
     caplog.set_level(logging.INFO, LOGGER)
     a, b = (RedisBackplane(redis_server.url, **FAST) for _ in range(2))  # type: ignore[arg-type]
     nodes += [a, b]
-    at_a, at_b = Inbox(), Inbox()
-    a.subscribe("c", at_a)
-    b.subscribe("c", at_b)
+    at_a, at_b = inboxes("c", a, b)
     for node in nodes:
         await node.start()
     a.publish("c", b"before")
@@ -160,9 +166,7 @@ async def test_clusters_with_different_prefixes_share_one_redis_apart(
     two = RedisBackplane(redis_server.url, prefix="two:", **FAST)  # type: ignore[arg-type]
     peer = RedisBackplane(redis_server.url, prefix="two:", **FAST)  # type: ignore[arg-type]
     nodes += [one, two, peer]
-    at_two, at_peer = Inbox(), Inbox()
-    two.subscribe("c", at_two)
-    peer.subscribe("c", at_peer)
+    _, at_peer = inboxes("c", two, peer)
     for node in nodes:
         await node.start()
     one.publish("c", b"one")
