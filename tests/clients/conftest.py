@@ -77,18 +77,24 @@ async def start(app: web.Application, port: int = 0) -> tuple[web.AppRunner, str
     return runner, f"http://127.0.0.1:{bound}"
 
 
+@asynccontextmanager
+async def served(app: web.Application, port: int = 0) -> AsyncIterator[str]:
+    """``app`` on 127.0.0.1 (on ``port``, or a free one) while the block runs: its base
+    URL; the runner is cleaned up on the way out."""
+    runner, url = await start(app, port)
+    try:
+        yield url
+    finally:
+        await runner.cleanup()
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def servers() -> AsyncIterator[Servers]:
     require(CLIENT_JS.is_file(), "sockjs-client (npm)")
     recorder = RecordingHandler()
     app = make_client_app(CLIENT_JS, recorder, disconnect_delay=1.0, heartbeat_delay=2.0)
-    sockjs_runner, sockjs_url = await start(app)
-    page_runner, page_url = await start(make_page_app(CLIENT_JS))
-    try:
+    async with served(app) as sockjs_url, served(make_page_app(CLIENT_JS)) as page_url:
         yield Servers(sockjs_url, page_url, recorder)
-    finally:
-        await page_runner.cleanup()
-        await sockjs_runner.cleanup()
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

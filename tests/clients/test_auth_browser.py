@@ -16,7 +16,7 @@ from aiohttp import web
 from sockjs_gateway import SockJSOptions, add_endpoint
 from sockjs_gateway.testserver import EchoHandler
 from tests.clients.app import CLIENT_URL, add_page_routes
-from tests.clients.conftest import CLIENT_JS, CLIENT_TRANSPORTS, require, start
+from tests.clients.conftest import CLIENT_JS, CLIENT_TRANSPORTS, require, served
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 TIMEOUT_MS = 20000
@@ -49,11 +49,8 @@ async def site() -> AsyncIterator[Site]:
     options = SockJSOptions(sockjs_url=CLIENT_URL, authenticate=auth, disconnect_delay=1.0)
     add_endpoint(app, EchoHandler(), prefix="/secure", options=options)
     add_page_routes(app, CLIENT_JS)
-    runner, url = await start(app)
-    try:
+    async with served(app) as url:
         yield Site(url, auth)
-    finally:
-        await runner.cleanup()
 
 
 async def test_refused_page_fails_once_and_at_once(page: Any, site: Site) -> None:

@@ -9,7 +9,7 @@ import pytest
 import pytest_asyncio
 
 from sockjs_gateway.demo import make_app, sockjs_client_path
-from tests.clients.conftest import ROOT, require, start
+from tests.clients.conftest import ROOT, require, served
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -19,11 +19,8 @@ SCREENSHOT = ROOT / "artifacts" / "demo-two-tabs.png"
 @pytest_asyncio.fixture(loop_scope="module")
 async def demo_url() -> AsyncIterator[str]:
     require(sockjs_client_path() is not None, "sockjs-client (npm)")
-    runner, url = await start(make_app())
-    try:
+    async with served(make_app()) as url:
         yield url
-    finally:
-        await runner.cleanup()
 
 
 async def open_tab(browser: Any, url: str) -> Any:

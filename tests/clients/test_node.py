@@ -10,7 +10,7 @@ import pytest_asyncio
 from aiohttp import web
 
 from tests.clients.app import make_client_app
-from tests.clients.conftest import CLIENT_JS, require, start
+from tests.clients.conftest import CLIENT_JS, require, served
 from tests.clients.node import NodeClients
 from tests.conftest import RecordingHandler
 
@@ -30,11 +30,8 @@ async def server() -> AsyncIterator[tuple[str, RecordingHandler]]:
     require(CLIENT_JS.is_file(), "sockjs-client (npm)")
     recorder = RecordingHandler()
     app = make_client_app(CLIENT_JS, recorder, heartbeat_delay=0.3, disconnect_delay=1.0)
-    runner, url = await start(app)
-    try:
+    async with served(app) as url:
         yield url, recorder
-    finally:
-        await runner.cleanup()
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -72,27 +69,21 @@ async def test_client_reconnects_after_server_restart(node: NodeClients, transpo
     def app() -> web.Application:
         return make_client_app(CLIENT_JS, RecordingHandler(), disconnect_delay=1.0)
 
-    runner, url = await start(app())
-    port = int(url.rsplit(":", 1)[1])
-    try:
+    async with served(app()) as url:
+        port = int(url.rsplit(":", 1)[1])
         await node.open("a", url + "/echo", transport)
         await node.send("a", "before")
         assert await node.messages("a", 1) == ["before"]
-    finally:
-        await runner.cleanup()
     [closed] = await node.wait("a", "close")
     if transport == "xhr-polling" and closed["code"] == 1006:
         pass  # between two polls when the listener closed: nobody left to tell
     else:
         assert (closed["code"], closed["reason"]) == (1001, "Going away")
 
-    runner, url = await start(app(), port=port)
-    try:
+    async with served(app(), port=port) as url:
         await node.open("b", url + "/echo", transport)
         await node.send("b", "after")
         assert await node.messages("b", 1) == ["after"]
-    finally:
-        await runner.cleanup()
 
 
 async def test_broadcast_reaches_every_session_once(

@@ -10,7 +10,7 @@ import pytest
 import pytest_asyncio
 
 from sockjs_gateway.demo import make_app, sockjs_client_path, stompjs_path
-from tests.clients.conftest import ROOT, require, start
+from tests.clients.conftest import ROOT, require, served
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -21,11 +21,8 @@ SCREENSHOT = ROOT / "artifacts" / "stomp-demo.png"
 async def demo_url() -> AsyncIterator[str]:
     require(sockjs_client_path() is not None, "sockjs-client (npm)")
     require(stompjs_path() is not None, "@stomp/stompjs (npm)")
-    runner, url = await start(make_app())
-    try:
+    async with served(make_app()) as url:
         yield url
-    finally:
-        await runner.cleanup()
 
 
 async def open_tab(browser: Any, url: str, transport: str) -> Any:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from tests.clients.conftest import new_page, start
+from tests.clients.conftest import new_page, served
 from tests.stomp.drivers import (
     BrowserStomp,
     NodeStomp,
@@ -32,11 +32,8 @@ pytestmark = [
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def server() -> AsyncIterator[str]:
     require_clients()
-    runner, url = await start(make_server_app())
-    try:
+    async with served(make_server_app()) as url:
         yield url
-    finally:
-        await runner.cleanup()
 
 
 @pytest_asyncio.fixture(loop_scope="module")

@@ -18,7 +18,7 @@ import pytest_asyncio
 from sockjs_gateway import SockJSOptions, add_endpoint
 from sockjs_gateway.history import HistoryLimits
 from sockjs_gateway.stomp import Broker, StompHandler
-from tests.clients.conftest import start
+from tests.clients import conftest as clients
 from tests.helpers import Publisher
 from tests.stomp.drivers import NodeStomp, require_clients
 from tests.stomp.test_e2e import connect
@@ -40,11 +40,8 @@ async def served() -> AsyncIterator[tuple[str, Broker]]:
     broker = Broker(history=HistoryLimits(max_messages=TOTAL))
     options = SockJSOptions(allowed_origins=("*",), disconnect_delay=1.0)
     add_endpoint(app, StompHandler(broker), prefix="/stomp", options=options)
-    runner, url = await start(app)
-    try:
+    async with clients.served(app) as url:
         yield url + "/stomp", broker
-    finally:
-        await runner.cleanup()
 
 
 @pytest_asyncio.fixture(loop_scope="module")
