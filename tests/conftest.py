@@ -14,6 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from sockjs_gateway import Endpoint, Session, SockJSOptions, add_endpoint
+from tests.helpers import watch
 
 
 @dataclass
@@ -53,23 +54,13 @@ class RecordingHandler:
     ) -> list[tuple[Any, ...]]:
         """Wait until at least ``count`` events of ``kind`` were recorded; return them."""
 
-        async def until() -> list[tuple[Any, ...]]:
-            while len(self.of_kind(kind)) < count:
-                self._changed.clear()
-                await self._changed.wait()
-            return self.of_kind(kind)
-
-        return await asyncio.wait_for(until(), timeout)
+        await watch(self._changed, lambda: len(self.of_kind(kind)) >= count, timeout)
+        return self.of_kind(kind)
 
     async def wait_until(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
         """Wait until ``predicate()`` holds, re-checking after every recorded event."""
 
-        async def until() -> None:
-            while not predicate():
-                self._changed.clear()
-                await self._changed.wait()
-
-        await asyncio.wait_for(until(), timeout)
+        await watch(self._changed, predicate, timeout)
 
 
 def library_tasks() -> list[asyncio.Task[Any]]:

@@ -21,6 +21,7 @@ __all__ = [
     "TIMEOUT",
     "NO_CACHE",
     "wait_until",
+    "watch",
     "receive_text",
     "json_between",
     "kept",
@@ -63,6 +64,17 @@ def json_between(wire: AnyStr, head: AnyStr, tail: AnyStr) -> object:
     assert wire.startswith(head), wire
     assert wire.endswith(tail), wire
     return json.loads(wire[len(head) : len(wire) - len(tail)])
+
+
+async def watch(
+    changed: asyncio.Event, predicate: Callable[[], object], timeout: float = TIMEOUT
+) -> None:
+    """Until ``predicate()`` holds, re-checked each time ``changed`` is set (by whatever
+    records something new), for at most ``timeout`` seconds."""
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            changed.clear()
+            await changed.wait()
 
 
 def kept(endpoint: Endpoint, sessions: Iterable[Session]) -> list[tuple[Session, SessionRecord]]:
@@ -112,7 +124,4 @@ class Publisher:
 
     async def reached(self, count: int) -> None:
         """Until ``count`` messages (or all of them) are out."""
-        async with asyncio.timeout(TIMEOUT):
-            while self.count < min(count, self.total):
-                self._progress.clear()
-                await self._progress.wait()
+        await watch(self._progress, lambda: self.count >= min(count, self.total))

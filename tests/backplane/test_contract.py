@@ -12,6 +12,7 @@ import pytest
 
 from sockjs_gateway.backplane import Backplane, BackplaneState, BackplaneUnavailable
 from tests.backplane.conftest import Cluster
+from tests.helpers import watch
 
 
 class Inbox:
@@ -26,12 +27,7 @@ class Inbox:
         self._changed.set()
 
     async def wait(self, count: int, timeout: float = 5.0) -> list[bytes]:
-        async def until() -> None:
-            while len(self.got) < count:
-                self._changed.clear()
-                await self._changed.wait()
-
-        await asyncio.wait_for(until(), timeout)
+        await watch(self._changed, lambda: len(self.got) >= count, timeout)
         return self.got
 
 

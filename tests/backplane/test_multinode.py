@@ -23,6 +23,7 @@ import pytest_asyncio
 
 from tests.backplane.servers import ANNOUNCE, ROOT, Node, RedisServer
 from tests.clients.node import NodeClients
+from tests.helpers import watch
 from tests.stomp.drivers import NodeStomp, require_clients
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -32,12 +33,7 @@ class Clients(NodeClients):
     """sockjs-client connections in one Node process, waited on by predicate."""
 
     async def wait_until(self, check: Callable[[], bool], timeout: float = 10.0) -> None:
-        async def until() -> None:
-            while not check():
-                self._changed.clear()
-                await self._changed.wait()
-
-        await asyncio.wait_for(until(), timeout)
+        await watch(self._changed, check, timeout)
 
     def received(self, name: str, prefix: str) -> list[str]:
         return [

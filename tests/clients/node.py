@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from tests.clients.conftest import NODE_MODULES, require
+from tests.helpers import watch
 
 PROBE = Path(__file__).with_name("node_probe.js")
 
@@ -75,13 +76,8 @@ class NodeClients:
     ) -> list[dict[str, Any]]:
         """Wait for ``count`` events of ``kind`` on connection ``name``; return them all."""
 
-        async def until() -> list[dict[str, Any]]:
-            while len(self.events(name, kind)) < count:
-                self._changed.clear()
-                await self._changed.wait()
-            return self.events(name, kind)
-
-        return await asyncio.wait_for(until(), timeout)
+        await watch(self._changed, lambda: len(self.events(name, kind)) >= count, timeout)
+        return self.events(name, kind)
 
     async def open(self, name: str, url: str, transport: str) -> None:
         await self._command(cmd="open", id=name, url=url, transport=transport)

@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestClient
 
 from sockjs_gateway import SockJSOptions
 from sockjs_gateway.compat import aiosockjs as sockjs
+from tests.helpers import watch
 
 Client = TestClient[web.Request, web.Application]
 MakeClient = Callable[[web.Application], Awaitable[Client]]
@@ -42,12 +43,7 @@ class Recorder:
         return [event[1] for event in self.heard]
 
     async def until(self, kind: str, count: int = 1) -> None:
-        async def wait() -> None:
-            while self.types().count(kind) < count:
-                self.changed.clear()
-                await self.changed.wait()
-
-        await asyncio.wait_for(wait(), 5)
+        await watch(self.changed, lambda: self.types().count(kind) >= count, 5)
 
 
 @pytest.fixture

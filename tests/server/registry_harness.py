@@ -23,7 +23,7 @@ from sockjs_gateway.protocol.state import Attach
 from sockjs_gateway.server.registry import SessionRegistry
 from sockjs_gateway.server.session import Session
 from tests.conftest import RecordingHandler
-from tests.helpers import TIMEOUT
+from tests.helpers import TIMEOUT, watch
 
 if TYPE_CHECKING:
     from sockjs_gateway.server.endpoint import Endpoint
@@ -63,12 +63,7 @@ class FakeReceiver:
     async def until(self, condition: Callable[[], object], timeout: float = TIMEOUT) -> None:
         """Wait until ``condition()`` holds, re-checking after each wake or abort."""
 
-        async def watch() -> None:
-            while not condition():
-                self._changed.clear()
-                await self._changed.wait()
-
-        await asyncio.wait_for(watch(), timeout)
+        await watch(self._changed, condition, timeout)
 
     def write_direct(self, frame: bytes) -> bool:
         if not (self.direct and self.reading):

@@ -33,7 +33,7 @@ from aiohttp.test_utils import TestClient
 
 from sockjs_gateway import Session, SockJSOptions, add_endpoint
 from sockjs_gateway.stomp import AppMessage, Broker, ConnectRequest, StompHandler
-from tests.helpers import TIMEOUT
+from tests.helpers import TIMEOUT, watch
 from tests.sockjs_clients import TRANSPORTS, SockJSClient
 from tests.stomp.helpers import wire
 
@@ -176,10 +176,7 @@ class Probe:
         return [e for e in self.log if e[0] == kind and (session is None or e[1] is session)]
 
     async def wait(self, predicate: Callable[[], bool]) -> None:
-        async with asyncio.timeout(TIMEOUT):
-            while not predicate():
-                self.changed.clear()
-                await self.changed.wait()
+        await watch(self.changed, predicate)
 
 
 @pytest.fixture(params=TRANSPORTS)

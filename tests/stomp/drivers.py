@@ -3,7 +3,6 @@ Node, one in a Chromium page. Tests talk to either through :class:`StompDriver`.
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 from pathlib import Path
 from typing import Any, Protocol
@@ -16,6 +15,7 @@ from sockjs_gateway.testserver import make_app, make_stomp_broker
 from tests.clients.app import CLIENT_URL, add_page_routes
 from tests.clients.conftest import CLIENT_JS, NODE_MODULES, require
 from tests.clients.node import NodeClients
+from tests.helpers import watch
 
 HERE = Path(__file__).resolve().parent
 PROBE_JS = HERE / "stomp_probe.js"
@@ -96,13 +96,8 @@ class NodeStomp(NodeClients):
         def found() -> list[dict[str, Any]]:
             return [e for e in self._events if e["id"] in names and e["event"] == kind]
 
-        async def until() -> list[dict[str, Any]]:
-            while len(found()) < count:
-                self._changed.clear()
-                await self._changed.wait()
-            return found()
-
-        return await asyncio.wait_for(until(), timeout)
+        await watch(self._changed, lambda: len(found()) >= count, timeout)
+        return found()
 
     async def seen(self, name: str, kind: str) -> list[dict[str, Any]]:
         return self.events(name, kind)
