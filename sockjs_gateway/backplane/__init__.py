@@ -27,10 +27,10 @@ from .base import (
     BackplaneState,
     BackplaneStats,
     BackplaneUnavailable,
+    Channel,
     Deliver,
     Subscription,
 )
-from .channel import Channel
 from .directory import Directory, MemoryDirectory
 from .lifecycle import BACKPLANES, run_with_app
 from .memory import MemoryBackplane, MemoryHub

@@ -23,8 +23,7 @@ from typing import Any, cast
 
 from aiohttp import web
 
-from ..backplane.base import Backplane
-from ..backplane.channel import Channel
+from ..backplane.base import Backplane, Channel
 from ..backplane.lifecycle import run_with_app
 from ..handler import Handler, check_handler, check_hook
 from ..history import ChannelHub, Channels, Position

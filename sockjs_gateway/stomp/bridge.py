@@ -27,8 +27,7 @@ from __future__ import annotations
 
 import json
 
-from ..backplane.base import Backplane
-from ..backplane.channel import Channel
+from ..backplane.base import Backplane, Channel
 from .broker import Broker
 from .messages import Payload
 
