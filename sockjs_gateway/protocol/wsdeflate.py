@@ -31,7 +31,7 @@ class Deflate:
         self._deflater: zlib._Compress | None = None
         self._inflater: zlib._Decompress | None = None
 
-    def inflate(self, payload: bytes, limit: int) -> bytes | None:
+    def inflate(self, payload: bytes | bytearray, limit: int) -> bytes | None:
         """The message a compressed payload carries, or None if it is over ``limit``
         bytes.
 

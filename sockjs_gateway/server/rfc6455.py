@@ -42,7 +42,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -53,6 +52,7 @@ from ..protocol.frames import Close, decode_messages
 from ..protocol.rfc6455 import (
     INVALID_DATA,
     FrameReader,
+    Unmask,
     close_frame,
     deflated_text_frame,
     text_frame,
@@ -75,19 +75,14 @@ log = logging.getLogger("sockjs_gateway")
 CLOSE_TIMEOUT = 5.0
 
 
-def _c_unmask() -> Callable[[bytes, bytes], bytes]:
-    """aiohttp's C unmasking (0.4 us less per message than ours); ours if it has moved."""
+def _c_unmask() -> Unmask:
+    """aiohttp's C unmasking, which XORs in place as the reader wants; ours if it has
+    moved (a private module of aiohttp)."""
     try:
         from aiohttp._websocket.helpers import websocket_mask
-    except ImportError:  # a private module of aiohttp
+    except ImportError:
         return unmask
-
-    def fast(payload: bytes, mask: bytes) -> bytes:
-        buffer = bytearray(payload)
-        websocket_mask(mask, buffer)
-        return bytes(buffer)
-
-    return fast
+    return websocket_mask
 
 
 _unmask = _c_unmask()
@@ -97,7 +92,8 @@ class _ReadBuffer(threading.local):
     """Where every connection of a thread's event loop reads into (see ``get_buffer``)."""
 
     def __init__(self) -> None:
-        self.view = memoryview(bytearray(64 * 1024))
+        self.buffer = bytearray(64 * 1024)
+        self.view = memoryview(self.buffer)
 
 
 _read_buffer = _ReadBuffer()
@@ -145,6 +141,11 @@ class DirectWebSocket(asyncio.BufferedProtocol):
         "_heard",
         "_deflate",
         "_loop",
+        "_buffer",
+        "_view",
+        "_direct",
+        "_stats",
+        "_registry",
         "done",
         "frames_direct",
     )
@@ -180,10 +181,18 @@ class DirectWebSocket(asyncio.BufferedProtocol):
         self._paused = False  # writing paused: the client stopped reading
         self._not_reading = False  # reading paused, for either reason above
         self._close_sent = False
+        # write_direct may write now: frames_direct, not _paused and not _close_sent.
+        self._direct = self.frames_direct
+        self._stats = session.endpoint.stats
+        self._registry = session.endpoint.registry
         self._close_timer: asyncio.TimerHandle | None = None
         self._ping_timer: asyncio.TimerHandle | None = None
         self._heard = True  # bytes came in since the last ping
         self._loop = asyncio.get_running_loop()
+        # This thread's read buffer (see get_buffer), kept here: a thread-local attribute
+        # costs a lookup per read.
+        self._buffer = _read_buffer.buffer
+        self._view = _read_buffer.view
         #: Resolved when the connection is gone.
         self.done: asyncio.Future[None] = self._loop.create_future()
         if raw:
@@ -192,11 +201,12 @@ class DirectWebSocket(asyncio.BufferedProtocol):
     # -- asyncio protocol ------------------------------------------------------------------
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        return _read_buffer.view
+        return self._view
 
     def buffer_updated(self, nbytes: int) -> None:
         self._heard = True  # data_received, inlined: every message comes this way
-        self._reader.feed(_read_buffer.view[:nbytes].tobytes())
+        # A slice of the bytearray, not of the view: half the cost (callgrind).
+        self._reader.feed(self._buffer[:nbytes])
 
     def data_received(self, data: bytes) -> None:
         self._heard = True
