@@ -40,6 +40,9 @@ _loads = json.JSONDecoder().decode
 # The C scanner behind json.loads (typeshed does not declare the attribute).
 _scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 _SPACE = re.compile("[ \t\n\r]*")
+# The C string scanner json.loads calls for each string: (text, index after the opening
+# quote) -> (the string, index after its closing quote); ValueError if it is not one.
+_scanstring: Callable[[str, int], tuple[str, int]] = json.decoder.scanstring  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +119,19 @@ def decode_messages(text: str, *, allow_single: bool = False) -> list[str]:
         BadPayload: ``"Payload expected."`` for an empty body or anything but a JSON
             array of strings; ``"Broken JSON encoding."`` for text that is not JSON.
     """
-    if not text:
+    if text[:2] == '["':
+        # What clients send almost always: one message. Scan its string with the scanner
+        # json.loads would call at this very place (same escapes, same errors), and if
+        # only the "]" follows, that is the whole document.
+        try:
+            message, end = _scanstring(text, 2)
+        except ValueError:
+            raise BadPayload(BROKEN_JSON) from None
+        if end == len(text) - 1 and text[end] == "]":
+            if not message.isascii() and _LONE_SURROGATE.search(message) is not None:
+                message = _LONE_SURROGATE.sub("\ufffd", message)
+            return [message]
+    elif not text:
         raise BadPayload(PAYLOAD_EXPECTED)
     try:
         # A client's frame almost always starts with "[": scan it directly, skipping the

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -165,6 +166,91 @@ def test_deep_nesting_is_bad_payload_not_recursion_error(text: str) -> None:
     with pytest.raises(BadPayload) as info:
         decode_messages(text)
     assert str(info.value) in DOCUMENTED_ERRORS
+
+
+def reference_decode(text: str, allow_single: bool) -> list[str] | str:
+    """What decode_messages must return, or the BadPayload message it must raise: plain
+    json.loads and the checks of its docstring, with none of its shortcuts."""
+    if not text:
+        return PAYLOAD_EXPECTED
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        return BROKEN_JSON
+    if isinstance(value, str) and allow_single:
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        return PAYLOAD_EXPECTED
+    return [_LONE.sub("\ufffd", item) for item in value]
+
+
+_LONE = re.compile("[\ud800-\udfff]")
+
+
+def decoded(text: str, allow_single: bool) -> list[str] | str:
+    try:
+        return decode_messages(text, allow_single=allow_single)
+    except BadPayload as error:
+        return str(error)
+
+
+# The one-message shortcut takes '["' ... '"]' with nothing but one string between.
+ONE_MESSAGE_EDGES = [
+    '[""]',
+    '["]',
+    '["',
+    '["a',
+    '["a"',
+    '["a"]',
+    '["a"] ',
+    ' ["a"]',
+    '["a"]]',
+    '["a"],',
+    '["a"]x',
+    '["a",]',
+    '["a","b"]',
+    '["a"]["b"]',
+    '["\\"]',
+    '["\\""]',
+    '["\\\\"]',
+    '["a\\"]',
+    '["\\u0000"]',
+    '["\\u00e9\\n\\t\\/"]',
+    '["\\x"]',
+    '["\\u12"]',
+    '["\x00"]',
+    '["\x1f"]',
+    '["\x7f"]',
+    '["\u00e9\u6f22"]',
+    '["\U0001f600"]',
+    '["\ud800"]',
+    '["\\ud800"]',
+    '["\\udc00x\\ud800"]',
+    '["\\ud83d\\ude00"]',
+    '["\u2028"]',
+]
+
+
+@pytest.mark.parametrize("text", ONE_MESSAGE_EDGES)
+@pytest.mark.parametrize("allow_single", [False, True])
+def test_one_message_shortcut_edges_decode_as_json_loads(text: str, allow_single: bool) -> None:
+    assert decoded(text, allow_single) == reference_decode(text, allow_single)
+
+
+# Text made of what matters to the shortcut: quotes, escapes, brackets, commas,
+# whitespace, control characters, surrogates, non-ASCII.
+SHORTCUT_TEXT = st.text(
+    st.sampled_from(['"', "\\", "u", "d", "8", "0", "a", "]", "[", ",", " ", "\n"])
+    | st.sampled_from(["\x00", "\x1f", "\x7f", "\u00e9", "\ud800", "\U0001f600", "n"]),
+    max_size=12,
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.sampled_from(['["', '["', "[", " [", ""]), SHORTCUT_TEXT, st.booleans())
+def test_decode_is_json_loads_and_the_checks(prefix: str, rest: str, allow_single: bool) -> None:
+    text = prefix + rest
+    assert decoded(text, allow_single) == reference_decode(text, allow_single)
 
 
 def test_bad_payload_is_the_clients_fault() -> None:
