@@ -381,12 +381,17 @@ def frame_size(text: str) -> int:
     return size + (2 if size < 126 else 4 if size < 65536 else 10)
 
 
+#: The header of every unmasked text frame under 126 bytes, by payload size: the frame of
+#: most messages sent is one of these plus the payload.
+_SMALL_TEXT_HEADS = tuple(bytes((0x81, size)) for size in range(126))
+
+
 def text_frame(text: str) -> bytes:
     """The complete frame (FIN, opcode 1) carrying ``text``."""
-    payload = text.encode("utf-8")
+    payload = text.encode()
     size = len(payload)
     if size < 126:
-        return bytes((0x81, size)) + payload
+        return _SMALL_TEXT_HEADS[size] + payload
     if size < 65536:
         return _HEAD_126.pack(0x81, 126, size) + payload
     return _HEAD_127.pack(0x81, 127, size) + payload

@@ -144,8 +144,6 @@ class DirectWebSocket(asyncio.BufferedProtocol):
         "_buffer",
         "_view",
         "_direct",
-        "_stats",
-        "_registry",
         "done",
         "frames_direct",
     )
@@ -183,8 +181,6 @@ class DirectWebSocket(asyncio.BufferedProtocol):
         self._close_sent = False
         # write_direct may write now: frames_direct, not _paused and not _close_sent.
         self._direct = self.frames_direct
-        self._stats = session.endpoint.stats
-        self._registry = session.endpoint.registry
         self._close_timer: asyncio.TimerHandle | None = None
         self._ping_timer: asyncio.TimerHandle | None = None
         self._heard = True  # bytes came in since the last ping
@@ -232,12 +228,14 @@ class DirectWebSocket(asyncio.BufferedProtocol):
 
     def pause_writing(self) -> None:
         self._paused = True
+        self._direct = False
         self._endpoint.registry.begin_write(self._session)
         self._inner.pause_writing()
         self._follow_flow()
 
     def resume_writing(self) -> None:
         self._paused = False
+        self._direct = self.frames_direct and not self._close_sent
         self._endpoint.registry.end_write(self._session)
         self._inner.resume_writing()
         self.wake()  # queued frames first: they may fill the buffer and pause us again
@@ -306,7 +304,7 @@ class DirectWebSocket(asyncio.BufferedProtocol):
 
     def write_direct(self, frame: bytes) -> bool:
         """Write one ready-made frame now if the client is reading (for broadcasts)."""
-        if not self.frames_direct or self._paused or self._close_sent:
+        if not self._direct:
             return False
         return self._write(frame)
 
@@ -371,6 +369,7 @@ class DirectWebSocket(asyncio.BufferedProtocol):
 
     def _send_close(self, closed_with: Close) -> None:
         self._close_sent = True
+        self._direct = False
         if self._transport.is_closing():
             return
         self._write(close_frame(ws_close_code(closed_with.code), closed_with.reason))

@@ -8,11 +8,15 @@ test_backpressure.py, test_slow_consumers.py); here a failure points at the regi
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
+from sockjs_gateway.protocol.escaping import quote
+from sockjs_gateway.protocol.frames import encode_message
 from sockjs_gateway.protocol.rfc6455 import text_frame
 from sockjs_gateway.protocol.state import Attach, SessionState
+from sockjs_gateway.server.registry import _clock_of
 from sockjs_gateway.server.session import Session
 from tests.conftest import RecordingHandler
 from tests.server.registry_harness import FakeReceiver, Harness
@@ -132,6 +136,68 @@ async def test_an_idle_websocket_gets_each_message_as_its_own_frame_at_once() ->
     receiver.reading = False  # a paused socket refuses: the message queues instead
     assert session.send("two")
     assert receiver.take() == ['a["two"]']
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "",
+        "plain",
+        'a "quoted" \\ one',
+        "\x00\n\u2028\ufff0",
+        "caf\u00e9 \u6f22",
+        "\U0001f600",
+        "\ud800",
+        "x" * 200,
+    ],
+)
+async def test_a_direct_frame_is_the_frame_of_the_quoted_message(message: str) -> None:
+    """The direct path builds ``a[...]`` itself: the same frame the queue would make."""
+    harness = Harness.make()
+    session, receiver = await harness.open(direct=True)
+    assert session.send(message)
+    assert receiver.written == [text_frame(encode_message(quote(message)))]
+
+
+async def test_batches_delivered_while_the_task_sleeps_keep_their_order() -> None:
+    """On Python 3.11 a sleeping task is handed the first batch directly; what follows
+    before it runs queues behind it, and a close after them comes last."""
+    harness = Harness.make()
+    session, _ = await harness.open()
+    registry = harness.registry
+    await asyncio.sleep(0)  # let the session's task go to sleep (3.11) or end (3.12+)
+    assert registry.deliver_now(session, ["one", "two"], 10) is None
+    assert registry.deliver_now(session, ["three"], 5) is None
+    await harness.handler.wait_for("message", 3)
+    session.close(3000, "Go away!")
+    await harness.handler.wait_for("close")
+    assert [event[0::2] for event in harness.handler.events] == [
+        ("open",),
+        ("message", "one"),
+        ("message", "two"),
+        ("message", "three"),
+        ("close", 3000),
+    ]
+    assert registry.stats.messages_in == 3
+
+
+async def test_the_registry_clock_is_the_loops() -> None:
+    """Sent messages restart the heartbeat clock without a call to ``loop.time``
+    where that is ``time.monotonic``; any other loop's clock is its own."""
+    loop = asyncio.get_running_loop()
+    assert _clock_of(loop) is time.monotonic
+    before = time.monotonic()
+    assert before <= loop.time() <= time.monotonic()
+
+    class OwnClock(asyncio.SelectorEventLoop):
+        def time(self) -> float:
+            return 42.0
+
+    other = OwnClock()
+    try:
+        assert _clock_of(other)() == 42.0
+    finally:
+        other.close()
 
 
 async def test_hooks_run_in_the_sessions_own_task() -> None:
