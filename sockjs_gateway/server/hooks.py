@@ -55,6 +55,9 @@ log = logging.getLogger("sockjs_gateway")
 #: Python 3.12+ starts a task's first step at once (see the module docstring).
 EAGER_TASKS = sys.version_info >= (3, 12)
 
+#: Messages a client sent in one frame or request, and their size on the wire in bytes.
+Batch = tuple[list[str], int]
+
 
 class SessionRecord:
     """What the server keeps for one session beside its machine: the timer, the hook
@@ -86,7 +89,9 @@ class SessionRecord:
         self.space: asyncio.Future[None] | None = None  # resolved when the handler catches up
         self.task: asyncio.Task[None] | None = None  # the session's task, while it runs hooks
         self.consuming = False  # a task of this session is running (or sleeping, on 3.11)
-        self.wakeup: asyncio.Future[None] | None = None  # what a sleeping task waits on
+        #: What a sleeping task (Python 3.11) waits on, its inbox empty: resolved with the
+        #: next batch of messages, or None when an event is queued.
+        self.wakeup: asyncio.Future[Batch | None] | None = None
         #: Every hook of the session runs in this context: a copy of the context of the
         #: request that opened the session.
         self.context = contextvars.copy_context()
@@ -180,30 +185,36 @@ class HookRunner:
         machine = session.machine
         inbox = record.inbox
         loop = self._loop
+        is_open = SessionState.OPEN
         try:
             while True:
                 if messages is None:
                     if not inbox:
                         if EAGER_TASKS:
                             return
+                        # Asleep until deliver_now hands a batch over as the result, or
+                        # _hand_over queues an event (None).
                         waiting = record.wakeup = asyncio.Future(loop=loop)
-                        await waiting
-                        continue
-                    event = inbox.pop(0)
-                    if type(event) is tuple:  # (messages, bytes): see deliver_now
-                        messages, size = event
-                    elif isinstance(event, Opened):
-                        await self._hook(session, "on_open", handler.on_open, (session,))
-                        continue
-                    elif isinstance(event, Closed):
-                        args = (session, event.code, event.reason)
-                        await self._hook(session, "on_close", handler.on_close, args)
-                        return  # nothing follows the close
+                        batch = await waiting
+                        if batch is None:
+                            continue
+                        messages, size = batch
                     else:
-                        continue
+                        event = inbox.pop(0)
+                        if type(event) is tuple:  # (messages, bytes): see deliver_now
+                            messages, size = event
+                        elif isinstance(event, Opened):
+                            await self._hook(session, "on_open", handler.on_open, (session,))
+                            continue
+                        elif isinstance(event, Closed):
+                            args = (session, event.code, event.reason)
+                            await self._hook(session, "on_close", handler.on_close, args)
+                            return  # nothing follows the close
+                        else:
+                            continue
                 try:
                     for message in messages:
-                        if machine.state is not SessionState.OPEN:
+                        if machine.state is not is_open:
                             break
                         result = on_message(session, message)
                         if result is not None:

@@ -319,18 +319,20 @@ class SessionRegistry(HookRunner):
             record = self._live[session]
         except KeyError:  # an open session forgotten (shutdown): nobody will read it
             return None
+        count = len(messages)
         stats = self.stats
-        stats.messages_in += len(messages)
+        stats.messages_in += count
         stats.bytes_in += size
-        record.inbound += len(messages)
+        record.inbound += count
         record.inbound_bytes += size
         self._inbound_bytes += size
         if record.consuming:
-            record.inbox.append((messages, size))  # handled after what is queued
             waiting = record.wakeup
-            if waiting is not None:  # a sleeping task (Python 3.11)
+            if waiting is not None:  # a sleeping task (Python 3.11), its inbox empty
                 record.wakeup = None
-                waiting.set_result(None)
+                waiting.set_result((messages, size))
+            else:
+                record.inbox.append((messages, size))  # handled after what is queued
         elif EAGER_TASKS:  # _start, inlined: this is every message's path
             record.consuming = True
             task = asyncio.Task(  # type: ignore[call-arg,unused-ignore]
