@@ -17,8 +17,11 @@ What a task costs decides how it lives (measured with callgrind per echoed messa
   message, in its own task, with no scheduling step. The task ends when the inbox is
   empty: an idle session holds no task, and the next message starts one.
 - Python 3.11 has no eager start, and a new task costs a scheduling step plus a WeakSet
-  entry and its removal; waking a sleeping task costs only the scheduling step. So there
-  the task stays, sleeping on a future between messages, until ``on_close`` has run.
+  entry and its removal; waking a sleeping task costs only the scheduling step. So there,
+  once the client has sent a message, the task stays, sleeping on a future between
+  messages. A sleeping task holds about 1.2 KB, so the session's timer (the heartbeat at
+  the latest) retires one it finds asleep (:meth:`HookRunner.retire`): an idle session
+  holds no task, and a session that never sent anything never had one after ``on_open``.
 
 The handler queue is bounded in messages and bytes, per session and per endpoint
 (``max_inbound_messages``, ``max_inbound_bytes``, ``max_inbound_bytes_total``): past a
@@ -57,6 +60,8 @@ EAGER_TASKS = sys.version_info >= (3, 12)
 
 #: Messages a client sent in one frame or request, and their size on the wire in bytes.
 Batch = tuple[list[str], int]
+#: What a sleeping task (Python 3.11) is woken with to end: see :meth:`HookRunner.retire`.
+RETIRE: Batch = ([], 0)
 
 
 class SessionRecord:
@@ -138,6 +143,15 @@ class HookRunner:
             record.wakeup = None
             waiting.set_result(None)
 
+    def retire(self, record: SessionRecord) -> None:
+        """End the session's task if it is asleep (Python 3.11); the next message starts
+        a new one. Called when the session's timer fires, so a task sleeps at most one
+        heartbeat period without work."""
+        waiting = record.wakeup
+        if waiting is not None:
+            record.wakeup = None
+            waiting.set_result(RETIRE)
+
     def _start(
         self,
         session: Session,
@@ -186,18 +200,24 @@ class HookRunner:
         inbox = record.inbox
         loop = self._loop
         is_open = SessionState.OPEN
+        chatty = False  # the session sent messages: on 3.11, sleep rather than end
         try:
             while True:
                 if messages is None:
                     if not inbox:
-                        if EAGER_TASKS:
+                        if EAGER_TASKS or not chatty:
                             return
-                        # Asleep until deliver_now hands a batch over as the result, or
-                        # _hand_over queues an event (None).
+                        # Asleep until deliver_now hands a batch over as the result,
+                        # _hand_over queues an event (None), or the session's timer
+                        # finds it still asleep and retires it (RETIRE).
                         waiting = record.wakeup = asyncio.Future(loop=loop)
                         batch = await waiting
                         if batch is None:
                             continue
+                        if batch is RETIRE:
+                            if inbox:
+                                continue
+                            return
                         messages, size = batch
                     else:
                         event = inbox.pop(0)
@@ -225,6 +245,7 @@ class HookRunner:
                 except Exception:
                     self._hook_failed(session, "on_message")
                 finally:
+                    chatty = True
                     record.inbound -= len(messages)
                     record.inbound_bytes -= size
                     self._inbound_bytes -= size

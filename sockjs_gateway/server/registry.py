@@ -527,6 +527,7 @@ class SessionRegistry(HookRunner):
         if record is None:
             return
         record.timer = None
+        self.retire(record)  # a task asleep since the last firing, if any (3.11)
         session.machine.timer_fired(self._now())
         self._after(session, eager=True)  # an Expired event forgets the session
 

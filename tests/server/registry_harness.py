@@ -30,8 +30,6 @@ if TYPE_CHECKING:
 
 __all__ = ["FakeReceiver", "Harness"]
 
-#: Bound on every wait here, far above the short delays the tests configure.
-
 
 class FakeReceiver:
     """What an attached transport does, minus the socket: it records wakes, aborts and

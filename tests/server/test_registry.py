@@ -8,6 +8,7 @@ test_backpressure.py, test_slow_consumers.py); here a failure points at the regi
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 
 import pytest
@@ -19,6 +20,7 @@ from sockjs_gateway.protocol.state import Attach, SessionState
 from sockjs_gateway.server.registry import _clock_of
 from sockjs_gateway.server.session import Session
 from tests.conftest import RecordingHandler
+from tests.helpers import wait_until
 from tests.server.registry_harness import FakeReceiver, Harness
 
 pytestmark = pytest.mark.asyncio
@@ -179,6 +181,49 @@ async def test_batches_delivered_while_the_task_sleeps_keep_their_order() -> Non
         ("close", 3000),
     ]
     assert registry.stats.messages_in == 3
+
+
+async def test_a_session_that_never_sent_holds_no_task() -> None:
+    """Idle sessions cost no task: after ``on_open`` the session's task ends (on 3.11
+    too, where a session that has sent messages keeps a sleeping one)."""
+    harness = Harness.make()
+    session, _ = await harness.open()
+    record = harness.registry.record(session)
+    assert record is not None
+    await wait_until(lambda: record.task is None)
+    assert not record.consuming
+
+
+async def test_the_timer_retires_a_sleeping_task_and_messages_still_flow() -> None:
+    """On Python 3.11 the task sleeps between messages; the session's timer (here a
+    short heartbeat) ends it, and the next message starts a new one in the same
+    context. On 3.12+ the task has ended already; the messages flow the same."""
+    seen: list[tuple[str, object]] = []
+    marker: contextvars.ContextVar[str] = contextvars.ContextVar("marker")
+
+    class Marking(RecordingHandler):
+        async def on_open(self, session: Session) -> None:
+            marker.set(session.id)
+            await super().on_open(session)
+
+        async def on_message(self, session: Session, message: str) -> None:
+            seen.append((message, marker.get(None)))
+            await super().on_message(session, message)
+
+    harness = Harness.make(Marking(), heartbeat_delay=0.05)
+    session, _ = await harness.open()
+    registry = harness.registry
+    record = registry.record(session)
+    assert record is not None
+    assert registry.deliver_now(session, ["one"], 7) is None
+    await harness.handler.wait_for("message", 1)
+    await wait_until(lambda: record.task is None)  # retired by the heartbeat timer
+    assert registry.deliver_now(session, ["two"], 7) is None
+    await harness.handler.wait_for("message", 2)
+    assert seen == [("one", "s1"), ("two", "s1")]
+    session.close(3000, "Go away!")
+    await harness.handler.wait_for("close")
+    assert registry.stats.messages_in == 2
 
 
 async def test_the_registry_clock_is_the_loops() -> None:
