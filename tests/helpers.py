@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, AnyStr
 
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from sockjs_gateway.server.session import Session
 
 __all__ = [
+    "decode_oracle",
     "TIMEOUT",
     "NO_CACHE",
     "wait_until",
@@ -125,3 +127,29 @@ class Publisher:
     async def reached(self, count: int) -> None:
         """Until ``count`` messages (or all of them) are out."""
         await watch(self._progress, lambda: self.count >= min(count, self.total))
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def decode_oracle(payload: str | bytes, *, allow_single: bool = False) -> list[str] | str:
+    """The documented reading of a client's payload, with none of the server's shortcuts:
+    plain ``json.loads`` and the checks of ``decode_messages``' docstring. Returns the
+    messages, or the text of the 500 answer ("Broken JSON encoding." / "Payload
+    expected.")."""
+    if isinstance(payload, bytes):
+        try:
+            payload = payload.decode("utf-8")
+        except UnicodeDecodeError:
+            return "Broken JSON encoding."
+    if not payload:
+        return "Payload expected."
+    try:
+        value = json.loads(payload)
+    except (ValueError, RecursionError):
+        return "Broken JSON encoding."
+    if isinstance(value, str) and allow_single:
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        return "Payload expected."
+    return [_LONE_SURROGATE.sub("\ufffd", item) for item in value]

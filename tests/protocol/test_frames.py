@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import pytest
@@ -25,6 +24,7 @@ from sockjs_gateway.protocol.frames import (
     encode_message,
     encode_messages,
 )
+from tests.helpers import decode_oracle
 
 DOCUMENTED_ERRORS = {PAYLOAD_EXPECTED, BROKEN_JSON}
 
@@ -168,25 +168,6 @@ def test_deep_nesting_is_bad_payload_not_recursion_error(text: str) -> None:
     assert str(info.value) in DOCUMENTED_ERRORS
 
 
-def reference_decode(text: str, allow_single: bool) -> list[str] | str:
-    """What decode_messages must return, or the BadPayload message it must raise: plain
-    json.loads and the checks of its docstring, with none of its shortcuts."""
-    if not text:
-        return PAYLOAD_EXPECTED
-    try:
-        value = json.loads(text)
-    except (ValueError, RecursionError):
-        return BROKEN_JSON
-    if isinstance(value, str) and allow_single:
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        return PAYLOAD_EXPECTED
-    return [_LONE.sub("\ufffd", item) for item in value]
-
-
-_LONE = re.compile("[\ud800-\udfff]")
-
-
 def decoded(text: str, allow_single: bool) -> list[str] | str:
     try:
         return decode_messages(text, allow_single=allow_single)
@@ -234,7 +215,7 @@ ONE_MESSAGE_EDGES = [
 @pytest.mark.parametrize("text", ONE_MESSAGE_EDGES)
 @pytest.mark.parametrize("allow_single", [False, True])
 def test_one_message_shortcut_edges_decode_as_json_loads(text: str, allow_single: bool) -> None:
-    assert decoded(text, allow_single) == reference_decode(text, allow_single)
+    assert decoded(text, allow_single) == decode_oracle(text, allow_single=allow_single)
 
 
 # Text made of what matters to the shortcut: quotes, escapes, brackets, commas,
@@ -250,7 +231,7 @@ SHORTCUT_TEXT = st.text(
 @given(st.sampled_from(['["', '["', "[", " [", ""]), SHORTCUT_TEXT, st.booleans())
 def test_decode_is_json_loads_and_the_checks(prefix: str, rest: str, allow_single: bool) -> None:
     text = prefix + rest
-    assert decoded(text, allow_single) == reference_decode(text, allow_single)
+    assert decoded(text, allow_single) == decode_oracle(text, allow_single=allow_single)
 
 
 def test_bad_payload_is_the_clients_fault() -> None:

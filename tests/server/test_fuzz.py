@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 
 from sockjs_gateway import Endpoint, Session
 from tests.conftest import MakeEndpoint, RecordingHandler
-from tests.helpers import TIMEOUT
+from tests.helpers import TIMEOUT, decode_oracle
 
 MAX = 1024  # max_message_bytes of the fuzzed server
 Client = TestClient[web.Request, web.Application]
@@ -39,7 +39,6 @@ else:  # generic only from aiohttp 3.14; the suite also runs on the lowest relea
 BROKEN = "Broken JSON encoding."
 EXPECTED = "Payload expected."
 FORM = "application/x-www-form-urlencoded"
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _ID = re.compile(r"[\x20-\x2d\x30-\x7e]{1,128}")
 _CALLBACK = re.compile(r"[A-Za-z0-9_.]{1,32}")
 
@@ -74,26 +73,6 @@ texts = st.one_of(
     st.text(max_size=300),
 )
 bodies = st.one_of(st.binary(max_size=1500), texts.map(lambda text: text.encode()))
-
-
-def oracle(payload: str | bytes, *, allow_single: bool = False) -> list[str] | str:
-    """The documented reading of a payload: its messages, or the 500 answer's text."""
-    if isinstance(payload, bytes):
-        try:
-            payload = payload.decode("utf-8")
-        except UnicodeDecodeError:
-            return BROKEN
-    if not payload:
-        return EXPECTED
-    try:
-        value = json.loads(payload)
-    except (ValueError, RecursionError):
-        return BROKEN
-    if isinstance(value, str) and allow_single:
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        return EXPECTED
-    return [_LONE_SURROGATE.sub("\ufffd", item) for item in value]
 
 
 # -- the rig: one server, a witness on each transport family, a bystander --------------------
@@ -223,14 +202,14 @@ async def check_upstream(rig: Rig, transport: str, body: bytes, decoded: list[st
 @given(body=bodies)
 async def test_xhr_send_bodies(rig: Rig, body: bytes) -> None:
     SENT["xhr_send"] += 1
-    await check_upstream(rig, "xhr_send", body, oracle(body))
+    await check_upstream(rig, "xhr_send", body, decode_oracle(body))
 
 
 @fuzz(200)
 @given(body=bodies.filter(lambda b: not b.startswith(b"d=")))
 async def test_jsonp_send_raw_bodies(rig: Rig, body: bytes) -> None:
     SENT["jsonp_send raw"] += 1
-    await check_upstream(rig, "jsonp_send", body, oracle(body))
+    await check_upstream(rig, "jsonp_send", body, decode_oracle(body))
 
 
 @fuzz(200)
@@ -238,7 +217,7 @@ async def test_jsonp_send_raw_bodies(rig: Rig, body: bytes) -> None:
 async def test_jsonp_send_form_bodies(rig: Rig, text: str) -> None:
     SENT["jsonp_send form"] += 1
     body = ("d=" + quote(text, safe="")).encode()
-    await check_upstream(rig, "jsonp_send", body, oracle(text))
+    await check_upstream(rig, "jsonp_send", body, decode_oracle(text))
 
 
 @fuzz(150)
@@ -315,7 +294,7 @@ async def check_websocket(rig: Rig, frame: str | bytes, *, raw: bool) -> None:
     elif frame == "":
         assert (echoed, code) == ([], None)  # empty frames are ignored
     else:
-        decoded = oracle(frame, allow_single=True)
+        decoded = decode_oracle(frame, allow_single=True)
         if isinstance(decoded, str):
             assert (echoed, code) == ([], 1007)
 
