@@ -29,8 +29,8 @@ test: install system autobahn
 	$(PY) -m pytest -q
 
 lint: install
-	$(VENV)/bin/ruff check sockjs_gateway tests
-	$(VENV)/bin/ruff format --check sockjs_gateway tests
+	$(VENV)/bin/ruff check sockjs_gateway tests bench
+	$(VENV)/bin/ruff format --check sockjs_gateway tests bench
 
 types: install
 	$(VENV)/bin/mypy

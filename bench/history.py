@@ -37,7 +37,7 @@ from typing import Any
 
 from aiohttp import ClientSession, web
 
-from bench.slow_consumer import stop_server
+from bench.slow_consumer import listening_port, stop_server
 
 RETAINED = 10_000
 BODY = "m" * 100
@@ -269,7 +269,6 @@ async def replays(port: int, pid: int) -> list[tuple[str, float, float]]:
 
 
 def start_server() -> Any:
-    import re
     import subprocess
     import sys
     from pathlib import Path
@@ -294,17 +293,7 @@ def start_server() -> Any:
         stderr=subprocess.STDOUT,
         text=True,
     )
-    assert server.stdout is not None
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        line = server.stdout.readline()
-        if not line:
-            break
-        found = re.search(r"listening on http://127\.0\.0\.1:(\d+)/", line)
-        if found:
-            return server, int(found.group(1))
-    stop_server(server)
-    raise SystemExit("the server did not start")
+    return server, listening_port(server, 30)
 
 
 def main() -> int:

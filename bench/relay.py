@@ -141,9 +141,7 @@ def _table(rows: dict[str, Result], args: argparse.Namespace) -> str:
         "|---|---:|---:|---:|---:|",
     ]
     for r in rows.values():
-        lines.append(
-            f"| {r.setup} | {r.rate:,.0f} | {r.p50:.2f} | {r.p99:.2f} | {r.cpu_us:,.0f} |"
-        )
+        lines.append(f"| {r.setup} | {r.rate:,.0f} | {r.p50:.2f} | {r.p99:.2f} | {r.cpu_us:,.0f} |")
     extra = rows["relayed"].cpu_us - rows["local"].cpu_us
     lines += [
         "",

@@ -120,15 +120,21 @@ def start_server(policy: str, send_time_limit: float) -> tuple[subprocess.Popen[
         stderr=subprocess.STDOUT,
         text=True,
     )
+    return server, listening_port(server, 15)
+
+
+def listening_port(server: subprocess.Popen[str], timeout: float) -> int:
+    """The port a ``python -m sockjs_gateway`` server says it listens on, read from its
+    output; stops it and exits if it says nothing of the kind within ``timeout`` seconds."""
     assert server.stdout is not None
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         line = server.stdout.readline()
         if not line:
             break
         found = re.search(r"listening on http://127\.0\.0\.1:(\d+)/", line)
         if found:
-            return server, int(found.group(1))
+            return int(found.group(1))
     stop_server(server)
     raise SystemExit("the server did not start")
 
