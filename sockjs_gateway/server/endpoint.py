@@ -314,11 +314,12 @@ class Endpoint:
         info = request.match_info
         server_id, session_id = info["server"], info["session"]
         limit = self.options.max_session_id_length
+        # One match for both ids: _ID is one character class and the route never gives
+        # an empty segment, so both are valid exactly when their concatenation is.
         if (
             len(session_id) > limit
             or len(server_id) > limit
-            or _ID.fullmatch(session_id) is None
-            or _ID.fullmatch(server_id) is None
+            or _ID.fullmatch(server_id + session_id) is None
         ):
             raise web.HTTPNotFound()
         route = self._routes.get(info["transport"])

@@ -282,8 +282,9 @@ def downstream(
         return _reply(request, endpoint, spec, callback, [frame])
     if spec.streaming:
         return _stream(request, endpoint, spec, session, receiver, callback)
-    frames = session.machine.data_to_send(asyncio.get_running_loop().time(), limit=1)
-    if frames:
+    machine = session.machine
+    if machine.has_frames():  # the open frame, or what came since take_waiting
+        frames = machine.data_to_send(asyncio.get_running_loop().time(), limit=1)
         registry.detach(session)
         return _reply(request, endpoint, spec, callback, frames)
     return _poll(request, endpoint, spec, session, receiver, callback)
@@ -422,7 +423,7 @@ async def upstream(
         raise web.HTTPNotFound()
     registry = endpoint.registry
     limit = endpoint.options.max_message_bytes
-    form = is_form(request, spec)
+    form = spec.needs_callback and is_form(request, spec)  # xhr_send: no call
     # One upstream request of a session at a time, and only once its handler has room:
     # a waiting request holds no body (aiohttp stops reading it), and messages keep the
     # order in which the client sent them.

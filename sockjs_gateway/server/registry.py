@@ -209,7 +209,7 @@ class SessionRegistry(HookRunner):
 
     def attach(self, session: Session, receiver: Receiver) -> Attach:
         """Let ``receiver`` carry the session's frames, if the machine agrees."""
-        result = session.machine.attach(self._now())
+        result = session.machine.attach(self._clock())  # bound by create()
         if result is Attach.OK:
             session.receiver = receiver
         self._after(session, eager=True)
@@ -218,7 +218,7 @@ class SessionRegistry(HookRunner):
     def detach(self, session: Session) -> None:
         """The receiver ended its response normally."""
         session.receiver = None
-        session.machine.detach(self._now())
+        session.machine.detach(self._clock())
         self._after(session, eager=True)
 
     def take_waiting(self, session: Session) -> list[str]:
@@ -229,7 +229,7 @@ class SessionRegistry(HookRunner):
         machine = session.machine
         if machine.state is not SessionState.OPEN or machine.attached or not machine.has_frames():
             return []
-        now = self._now()
+        now = self._clock()
         frames = machine.data_to_send(now, limit=1)
         machine.detach(now)
         self._arm(session)
@@ -474,7 +474,13 @@ class SessionRegistry(HookRunner):
                 receiver.abort()
             elif machine.has_frames() or machine.state is SessionState.CLOSED:
                 receiver.wake()
-        self._arm(session)  # unless an Expired event forgot it
+        if events:
+            record = self._live.get(session)  # an Expired event forgot it: no timer then
+        if record is not None:  # _arm, with the record in hand (every poll passes here)
+            loop = self._loop or asyncio.get_running_loop()
+            record.timer = rearm(
+                loop, record.timer, machine.next_deadline(), self._on_timer, session
+            )
 
     def _read_events(
         self, session: Session, record: SessionRecord | None, events: list[Event]
