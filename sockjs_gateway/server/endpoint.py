@@ -484,17 +484,21 @@ class Endpoint:
         """The endpoint's URLs and what answers each, in the order aiohttp tries them.
 
         Ids may hold any printable character but "/" and "." (aiohttp's default segment
-        pattern would also refuse braces). The two patterned routes never match the same
-        path, and the session route, which every request of a session takes, comes first.
+        pattern would also refuse braces). No two routes match the same path, so their
+        order only decides how many aiohttp tries: the session route, which every request
+        of a session takes, comes first (aiohttp files it under the prefix with the
+        greeting's two, and tries them in order; last, each of its requests tried both).
         """
         prefix = self.prefix
-        rows: list[tuple[str, _Handler]] = [(prefix or "/", self._greeting)]
+        rows: list[tuple[str, _Handler]] = [
+            (prefix + "/{server:[^/]+}/{session:[^/]+}/{transport:[^/]+}", self._session),
+            (prefix or "/", self._greeting),
+        ]
         if prefix:
             rows.append((prefix + "/", self._greeting))
         rows += [
             (prefix + "/info", self._info),
             (prefix + "/websocket", self._raw_websocket),
-            (prefix + "/{server:[^/]+}/{session:[^/]+}/{transport:[^/]+}", self._session),
             (prefix + r"/{name:iframe[^/]*\.html}", self._iframe),
         ]
         return rows
