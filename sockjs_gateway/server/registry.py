@@ -476,11 +476,8 @@ class SessionRegistry(HookRunner):
                 receiver.wake()
         if events:
             record = self._live.get(session)  # an Expired event forgot it: no timer then
-        if record is not None:  # _arm, with the record in hand (every poll passes here)
-            loop = self._loop or asyncio.get_running_loop()
-            record.timer = rearm(
-                loop, record.timer, machine.next_deadline(), self._on_timer, session
-            )
+        if record is not None:  # the record in hand: every poll passes here
+            self._arm_record(session, record)
 
     def _read_events(
         self, session: Session, record: SessionRecord | None, events: list[Event]
@@ -522,8 +519,11 @@ class SessionRegistry(HookRunner):
 
     def _arm(self, session: Session) -> None:
         record = self._live.get(session)
-        if record is None:  # forgotten: no timer any more
-            return
+        if record is not None:  # forgotten: no timer any more
+            self._arm_record(session, record)
+
+    def _arm_record(self, session: Session, record: SessionRecord) -> None:
+        """Move the session's one timer to the machine's next deadline, if earlier."""
         loop = self._loop or asyncio.get_running_loop()
         deadline = session.machine.next_deadline()
         record.timer = rearm(loop, record.timer, deadline, self._on_timer, session)
