@@ -13,7 +13,7 @@ for a quiet second, reports the CPU others used during its window, and is taken 
 if they used more than a quarter of a core.
 
 Usage: ``python -m bench [--quick] [--runs N] [--duration S] [--only SCENARIO,...]
-[--servers gateway,floor,...] [--gateway-ref REF] [--profile]``.
+[--servers gateway,floor,...] [--gateway-ref REF] [--python PY] [--profile]``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import contextlib
 import datetime as dt
 import json
 import os
-import platform
 import resource
 import shutil
 import signal
@@ -38,8 +37,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
-
-import aiohttp
 
 from . import peers
 
@@ -102,8 +99,15 @@ class Server:
         return self.framing == "sockjs"
 
 
-def _servers(gateway_src: Path | None) -> list[Server]:
-    py = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv").is_dir() else sys.executable
+def default_python() -> str:
+    """The interpreter of the gateway and the floor: the project's venv, else this one."""
+    return str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv").is_dir() else sys.executable
+
+
+def _servers(gateway_src: Path | None, py: str | None = None) -> list[Server]:
+    """Every server; ``py`` runs the gateway and the floor (default: :func:`default_python`),
+    so that one Python version can be measured against another with the same harness."""
+    py = py or default_python()
     gateway_env = {"BENCH_GATEWAY_SRC": str(gateway_src)} if gateway_src else {}
     return [
         Server(
@@ -722,7 +726,10 @@ def gateway_snapshot(ref: str) -> Path:
     return dest
 
 
-def describe(gateway_ref: str | None) -> str:
+def describe(gateway_ref: str | None, python: str) -> str:
+    """The header line: what was measured, on which interpreter (``python``, the one that
+    runs the gateway and the floor), aiohttp and node."""
+
     def out(*cmd: str) -> str:
         try:
             return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True).stdout.strip()
@@ -732,8 +739,12 @@ def describe(gateway_ref: str | None) -> str:
     rev = out("git", "rev-parse", "--short", gateway_ref or "HEAD")
     if gateway_ref is None and out("git", "status", "--porcelain", "sockjs_gateway"):
         rev += " + uncommitted changes"
+    versions = out(
+        python, "-c", "import sys, aiohttp; print(sys.version.split()[0], aiohttp.__version__)"
+    ).split()
+    py_version, aiohttp_version = versions if len(versions) == 2 else ("?", "?")
     return (
-        f"sockjs_gateway {rev}; Python {platform.python_version()}, aiohttp {aiohttp.__version__}, "
+        f"sockjs_gateway {rev}; Python {py_version}, aiohttp {aiohttp_version}, "
         f"node {out('node', '--version')}; {os.cpu_count()} cores"
         + ("; server on core 1, load generator on core 0" if PINNING else "; NOT pinned")
     )
@@ -748,6 +759,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--only", help="comma-separated scenario keys or prefixes: ws-echo-100,xhr")
     p.add_argument("--servers", help="comma-separated: gateway,floor,aiosockjs,node")
     p.add_argument("--gateway-ref", help="benchmark sockjs_gateway as of this git ref")
+    p.add_argument(
+        "--python", help="the interpreter of the gateway and the floor (default: .venv's)"
+    )
     p.add_argument("--profile", action="store_true", help="py-spy the gateway instead")
     p.add_argument("--output", type=Path, default=RESULTS / "latest.md")
     return p.parse_args(argv)
@@ -769,7 +783,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if PINNING:
         os.sched_setaffinity(0, {int(LOAD_CORE)})  # keep this process off the server's core
     gateway_src = gateway_snapshot(args.gateway_ref) if args.gateway_ref else None
-    servers = _servers(gateway_src)
+    python = args.python or default_python()
+    servers = _servers(gateway_src, python)
     if args.servers:
         wanted = args.servers.split(",")
         servers = [srv for srv in servers if srv.key in wanted]
@@ -783,13 +798,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     log_dir = RESULTS / "logs"
     log_dir.mkdir(exist_ok=True)
     started = time.monotonic()
-    header = f"# Benchmarks\n\n{dt.datetime.now():%Y-%m-%d %H:%M}; {describe(args.gateway_ref)}\n"
+    when = f"{dt.datetime.now():%Y-%m-%d %H:%M}"
+    header = f"# Benchmarks\n\n{when}; {describe(args.gateway_ref, python)}\n"
 
     if args.profile:
         # Without --only: the two scenarios that tell the most about the hot paths.
         default = ("ws-echo-100", "ws-broadcast-1000")
         picked = [sc for sc in scenarios if args.only or sc.key in default]
-        gateway = next(srv for srv in _servers(gateway_src) if srv.key == "gateway")
+        gateway = next(srv for srv in _servers(gateway_src, python) if srv.key == "gateway")
         text = (
             header
             + "\n## Profile of sockjs_gateway (py-spy)\n\n"
