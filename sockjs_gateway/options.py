@@ -118,8 +118,9 @@ class SockJSOptions:
     #: Seconds the server keeps answering after it told every session 1001 "Going away" at
     #: shutdown (``python -m sockjs_gateway serve``, the gunicorn worker, or
     #: :func:`~sockjs_gateway.drain`), so a polling client's next poll still gets the close
-    #: frame. It ends early once every client has its frame; capped at
-    #: ``disconnect_delay``, after which a closed session is forgotten anyway.
+    #: frame. It ends early once every client has its frame, except on a node that relays
+    #: (it also answers for other nodes' clients); capped at ``disconnect_delay``, after
+    #: which a closed session is forgotten anyway.
     shutdown_grace: float = 3.0
     #: With a backplane that can (memory, Redis), a request for a session owned by another
     #: node is relayed there, so HTTP fallbacks need no sticky load balancer (see

@@ -179,12 +179,20 @@ class Endpoint:
         A polling client (xhr-polling, jsonp-polling) is between two polls most of the
         time: the close frame waits for its next poll, which must still find a listener.
         Stop the listener only after this returns. New sessions get 503 meanwhile.
+
+        A node that relays (several nodes or workers, no sticky sessions) also answers for
+        the sessions of the others, which drain at the same time: the next poll of one of
+        theirs may come here. It cannot know when the last of those clients took its
+        frame, so it keeps answering for the whole grace.
         """
         self.draining = True
         registry = self.registry
         for session in registry:
             if not session.closed:
                 registry.close(session, *GOING_AWAY)
+        if self.relay is not None:
+            await asyncio.sleep(self.options.grace)
+            return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.options.grace
         # No event says "this client took its close frame": look again every 50 ms.

@@ -13,7 +13,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from sockjs_gateway import SockJSOptions
+from sockjs_gateway import SockJSOptions, drain
 from sockjs_gateway.backplane import Backplane, MemoryBackplane, MemoryHub
 from tests.backplane.relay_app import OPTIONS, make_app
 from tests.backplane.servers import Node, RedisServer
@@ -45,6 +45,7 @@ class LocalNodes:
         self.runners: list[web.AppRunner] = []
         self.urls: list[str] = []
         self.apps: list[web.Application] = []
+        self._stopped: list[web.AppRunner] = []
 
     async def add(self, backplane: Backplane, options: SockJSOptions = OPTIONS) -> str:
         app = make_app(backplane, options)
@@ -60,11 +61,19 @@ class LocalNodes:
         return url
 
     async def stop(self, index: int) -> None:
-        await self.runners[index].cleanup()
+        """Shut node ``index`` down as ``python -m sockjs_gateway serve`` does: drain its
+        endpoints, then clean its runner up."""
+        runner = self.runners[index]
+        if runner in self._stopped:
+            return
+        self._stopped.append(runner)
+        await drain(self.apps[index])
+        await runner.cleanup()
 
     async def close(self) -> None:
         for runner in self.runners:
-            await runner.cleanup()
+            if runner not in self._stopped:
+                await runner.cleanup()
 
 
 #: The method and query of each receiving transport's request.

@@ -9,12 +9,15 @@ import logging
 import warnings
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import ClientResponse, WSMsgType, web
 from aiohttp.test_utils import BaseTestServer, TestClient, TestServer
 
 from sockjs_gateway import Endpoint, Session, SockJSOptions, add_endpoint, drain
 from sockjs_gateway.server.hooks import SessionRecord
+from tests.backplane.relay_app import OPTIONS
+from tests.backplane.relaying import memory_nodes, opened, poll
 from tests.conftest import RecordingHandler, library_tasks
 from tests.helpers import TIMEOUT, assert_forgotten, kept
 
@@ -188,6 +191,20 @@ async def test_drain_answers_polls_until_every_client_has_its_close_frame(
     # Then the grace ends at once, not after its 60 seconds.
     await asyncio.wait_for(draining, TIMEOUT)
     assert endpoint.draining
+
+
+async def test_a_relaying_node_answers_for_the_whole_grace() -> None:
+    """Nodes (or the workers of one server) drain at once, each closing its own sessions.
+    A node whose own clients all have their close frame keeps answering: the next poll of
+    another node's session may come to it, and is relayed to the owner, which gives the
+    close frame. (Before, such a node stopped at once, and that poll failed.)"""
+    async with memory_nodes(count=2) as nodes, aiohttp.ClientSession() as http:
+        a, b = nodes.urls
+        sid = await opened(http, b)  # owned by b; a has no session of its own
+        stopping = asyncio.gather(nodes.stop(0), nodes.stop(1))
+        await asyncio.sleep(0.2)  # a node with nothing to wait for stops well within this
+        assert await poll(http, a, sid) == GOING_AWAY + "\n"
+        await asyncio.wait_for(stopping, OPTIONS.grace + TIMEOUT)
 
 
 async def test_drain_gives_up_after_the_grace(make_endpoint: Any) -> None:
