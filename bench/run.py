@@ -104,10 +104,9 @@ def default_python() -> str:
     return str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv").is_dir() else sys.executable
 
 
-def _servers(gateway_src: Path | None, py: str | None = None) -> list[Server]:
-    """Every server; ``py`` runs the gateway and the floor (default: :func:`default_python`),
-    so that one Python version can be measured against another with the same harness."""
-    py = py or default_python()
+def _servers(gateway_src: Path | None, py: str) -> list[Server]:
+    """Every server; ``py`` runs the gateway and the floor, so that one Python version can
+    be measured against another with the same harness."""
     gateway_env = {"BENCH_GATEWAY_SRC": str(gateway_src)} if gateway_src else {}
     return [
         Server(
@@ -784,7 +783,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.sched_setaffinity(0, {int(LOAD_CORE)})  # keep this process off the server's core
     gateway_src = gateway_snapshot(args.gateway_ref) if args.gateway_ref else None
     python = args.python or default_python()
-    servers = _servers(gateway_src, python)
+    every = _servers(gateway_src, python)
+    servers = every
     if args.servers:
         wanted = args.servers.split(",")
         servers = [srv for srv in servers if srv.key in wanted]
@@ -805,7 +805,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Without --only: the two scenarios that tell the most about the hot paths.
         default = ("ws-echo-100", "ws-broadcast-1000")
         picked = [sc for sc in scenarios if args.only or sc.key in default]
-        gateway = next(srv for srv in _servers(gateway_src, python) if srv.key == "gateway")
+        gateway = next(srv for srv in every if srv.key == "gateway")
         text = (
             header
             + "\n## Profile of sockjs_gateway (py-spy)\n\n"
