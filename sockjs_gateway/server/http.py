@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 from urllib.parse import parse_qs
 
 from aiohttp import web
@@ -267,12 +267,48 @@ def downstream(
     so that only that one frame stays alive while a response waits for frames. A poll
     that finds a frame waiting is answered at once: the response itself is returned, with
     no coroutine, no waiting and no disconnect watch (the common case of a busy session).
+
+    A poll that finds none while the session's handler still has messages to handle
+    lets the handler's task go first (:func:`_after_handler`): what the handler sends is
+    most often what the poll waits for.
     """
-    registry = endpoint.registry
     if not spec.streaming:
+        registry = endpoint.registry
         frames = registry.take_waiting(session)
         if frames:
             return _reply(request, endpoint, spec, callback, frames)
+        if registry.handling(session):
+            return _after_handler(request, endpoint, spec, session, callback)
+    return _receive(request, endpoint, spec, session, callback)
+
+
+async def _after_handler(
+    request: web.Request, endpoint: Endpoint, spec: TransportSpec, session: Session, callback: str
+) -> web.StreamResponse:
+    """A poll that came while the session's handler has messages to handle, typically
+    the send that went out with it (clients send and poll at once). The handler's task
+    is already scheduled (on Python 3.11 a task cannot start eagerly), so one step of the
+    loop lets it run first; its answer then waits for the poll, which takes it at once
+    instead of attaching, parking and being woken (measured: under the xhr-polling echo
+    bench, 99% of polls parked before, against none on the minimal aiohttp floor). A
+    handler that sends nothing, or still works after that step, costs the poll that one
+    step and it attaches as usual."""
+    await asyncio.sleep(0)
+    frames = endpoint.registry.take_waiting(session)
+    if frames:
+        return _reply(request, endpoint, spec, callback, frames)
+    answer = _receive(request, endpoint, spec, session, callback)
+    if type(answer) is web.Response:
+        return answer
+    return await cast("Awaitable[web.StreamResponse]", answer)
+
+
+def _receive(
+    request: web.Request, endpoint: Endpoint, spec: TransportSpec, session: Session, callback: str
+) -> web.StreamResponse | Awaitable[web.StreamResponse]:
+    """Attach the response as the session's receiver: a refusal's one frame, a stream,
+    the frame already there, or a poll that waits for one."""
+    registry = endpoint.registry
     receiver = HttpReceiver(request)
     result = registry.attach(session, receiver)
     if result is not Attach.OK:

@@ -304,6 +304,13 @@ class SessionRegistry(HookRunner):
             return None
         return self._room_for(record)
 
+    def handling(self, session: Session) -> bool:
+        """Whether the session's handler has messages it has not finished with: its task
+        is about to run them, or is running them. A poll that comes meanwhile lets that
+        task go first (see ``http.downstream``)."""
+        record = self._live.get(session)
+        return record is not None and record.inbound > 0
+
     def deliver_now(
         self, session: Session, messages: list[str], size: int
     ) -> asyncio.Future[None] | None:

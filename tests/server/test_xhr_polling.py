@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -167,6 +167,81 @@ async def test_open_frame_comes_alone_before_messages_sent_on_open(
         assert await (await client.post("/sockjs/000/w/xhr")).text() == "o\n"
         await handler.wait_for("open")
         assert await (await client.post("/sockjs/000/w/xhr")).text() == 'a["welcome"]\n'
+
+
+# -- a poll that comes while the handler works ---------------------------------------------
+# Clients send and poll at once, so a poll often comes while the session's handler still
+# has the message it was sent with. The poll lets the handler go first, then takes its
+# answer, or waits for one as any poll does.
+
+
+@dataclass
+class GatedHandler(RecordingHandler):
+    """Echoes a message once ``gate`` opens; ``"quiet"`` gets no answer."""
+
+    gate: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def on_message(self, session: Session, message: str) -> None:
+        self._record("message", session, message)
+        await self.gate.wait()
+        if message != "quiet":
+            session.send(message)
+
+
+async def test_polls_sent_with_their_message_each_get_its_echo(
+    make_endpoint: MakeEndpoint,
+) -> None:
+    client, _ = await make_endpoint()
+    async with asyncio.timeout(TIMEOUT):
+        assert await (await client.post("/sockjs/000/race/xhr")).text() == "o\n"
+        for i in range(20):
+            sent, polled = await asyncio.gather(
+                client.post("/sockjs/000/race/xhr_send", data=json.dumps([f"m{i}"])),
+                client.post("/sockjs/000/race/xhr"),
+            )
+            assert sent.status == 204
+            assert await polled.text() == f'a["m{i}"]\n'
+
+
+async def test_a_poll_waits_for_a_handler_that_answers_later(
+    make_endpoint: MakeEndpoint,
+) -> None:
+    handler = GatedHandler()
+    client, _ = await make_endpoint(handler)
+    async with asyncio.timeout(TIMEOUT):
+        assert await (await client.post("/sockjs/000/slow/xhr")).text() == "o\n"
+        session = handler.sessions[0]
+        sent = await client.post("/sockjs/000/slow/xhr_send", data='["hi"]')
+        assert sent.status == 204  # taken, though the handler has not answered
+        await handler.wait_for("message")
+        poll = asyncio.ensure_future(client.post("/sockjs/000/slow/xhr"))
+        await wait_attached(session)
+        assert not poll.done()
+        # A second poll meanwhile is refused, as always while one is held.
+        second = await client.post("/sockjs/000/slow/xhr")
+        assert await second.text() == 'c[2010,"Another connection still open"]\n'
+        handler.gate.set()
+        assert await (await poll).text() == 'a["hi"]\n'
+
+
+async def test_a_poll_beside_a_silent_handler_is_held_for_the_next_message(
+    make_endpoint: MakeEndpoint,
+) -> None:
+    handler = GatedHandler()
+    handler.gate.set()
+    client, endpoint = await make_endpoint(handler)
+    async with asyncio.timeout(TIMEOUT):
+        assert await (await client.post("/sockjs/000/q2/xhr")).text() == "o\n"
+        session = handler.sessions[0]
+        # Sent together: the poll comes while the handler works, or after it; either way
+        # the handler's silence leaves it held.
+        sending = asyncio.ensure_future(client.post("/sockjs/000/q2/xhr_send", data='["quiet"]'))
+        poll = asyncio.ensure_future(client.post("/sockjs/000/q2/xhr"))
+        sent = await sending
+        assert sent.status == 204
+        await wait_attached(session)
+        assert endpoint.broadcast("later") == 1
+        assert await (await poll).text() == 'a["later"]\n'
 
 
 # -- sending to sessions that are not there ------------------------------------------------
