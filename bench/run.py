@@ -105,7 +105,7 @@ def default_python() -> str:
     return str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv").is_dir() else sys.executable
 
 
-def _servers(gateway_src: Path | None, py: str) -> list[Server]:
+def all_servers(gateway_src: Path | None, py: str) -> list[Server]:
     """Every server; ``py`` runs the gateway and the floor, so that one Python version can
     be measured against another with the same harness."""
     gateway_env = {"BENCH_GATEWAY_SRC": str(gateway_src)} if gateway_src else {}
@@ -155,7 +155,7 @@ class Scenario:
     websocket: bool  #: False: HTTP transports only (the floor sits it out)
 
 
-def _scenarios(s: Settings) -> list[Scenario]:
+def all_scenarios(s: Settings) -> list[Scenario]:
     out = [
         Scenario(
             f"ws-echo-{n}",
@@ -215,7 +215,7 @@ def _scenarios(s: Settings) -> list[Scenario]:
     return out
 
 
-def _applies(scenario: Scenario, server: Server) -> bool:
+def applies(scenario: Scenario, server: Server) -> bool:
     # The floor also long-polls (a minimal aiohttp xhr-polling echo), but does not stream.
     return (
         scenario.websocket
@@ -540,7 +540,7 @@ def table(scenarios: list[Scenario], servers: list[Server], runs: Runs) -> str:
                     loadgen = _median(_values(runs, sc.key, srv.key, "loadgen_busy"))
                     other = _median(_values(runs, sc.key, srv.key, "other_busy"))
                     cell += f" ({_fmt('busy', loadgen)}, {_fmt('busy', other)})"
-                cells.append(cell if _applies(sc, srv) else "n/a")
+                cells.append(cell if applies(sc, srv) else "n/a")
             for a, b in pairs:
                 ratio = _median(_ratios(runs, sc.key, a.key, b.key, key)) if key in RATIOS else None
                 cells.append("-" if ratio is None else f"{ratio:.2f}")
@@ -753,12 +753,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.sched_setaffinity(0, {int(LOAD_CORE)})  # keep this process off the server's core
     gateway_src = gateway_snapshot(args.gateway_ref) if args.gateway_ref else None
     python = args.python or default_python()
-    every = _servers(gateway_src, python)
+    every = all_servers(gateway_src, python)
     servers = every
     if args.servers:
         wanted = args.servers.split(",")
         servers = [srv for srv in servers if srv.key in wanted]
-    scenarios = _scenarios(s)
+    scenarios = all_scenarios(s)
     if args.only:
         keys = args.only.split(",")
         scenarios = [
@@ -791,7 +791,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     failed: list[str] = []
     noisy: list[str] = []
     for sc in scenarios:
-        present = [srv for srv in servers if _applies(sc, srv)]
+        present = [srv for srv in servers if applies(sc, srv)]
         print(f"{sc.title}: {s.runs} run(s) x {len(present)} servers", flush=True)
         for i in range(s.runs):
             row: dict[str, dict[str, float]] = {}
