@@ -16,9 +16,9 @@ but they follow each server's share of the core as well as its cost.
 
 Each pair of windows gives one ratio (a over b); the median and its 90% interval
 (:mod:`.verdict`) are printed. Measuring a server against itself (``--a floor --b
-floor``) shows what the instrument resolves: on a shared 2-core machine, six pairs give
-an interval about ±5% wide. ``--b ref`` with ``--gateway-ref REF`` compares the work tree
-with a committed revision.
+floor``) shows what the instrument resolves: on a shared 2-core machine, eight pairs gave
+0.99x (0.98-1.01), for the floor and for the gateway alike. ``--b ref`` with
+``--gateway-ref REF`` compares the work tree with a committed revision.
 
 Both servers share one core, so each gets about half of it, and both generators share the
 other: a pair whose servers used much less than a whole core between them was limited by
